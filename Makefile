@@ -1,0 +1,42 @@
+# The two set-up commands of the README, and the helpers they share.
+#   make run    install into .venv and run the main job
+#   make test   install the test dependencies and run the whole suite (what .ci/run calls)
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SHARED_ARCHIVE := ../shared/data/aclImdb_v1.tar.gz
+# The shared copy of the dataset when it is there, else the official download.
+SOURCE ?= $(if $(wildcard $(SHARED_ARCHIVE)),$(SHARED_ARCHIVE),https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz)
+
+.PHONY: run test lint format bench-preprocess clean
+
+run: $(VENV)/.installed
+	$(BIN)/python deploy/prepare_data.py --source $(SOURCE)
+
+test: $(VENV)/.test-installed lint
+	$(BIN)/pytest
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.test-installed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench-preprocess: $(VENV)/.installed
+	$(BIN)/python benchmarks/preprocess.py --source $(SOURCE)
+
+$(VENV)/.installed: container/pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed: make PYTHON=python3.11")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e container
+	touch $@
+
+$(VENV)/.test-installed: $(VENV)/.installed tests/requirements.txt
+	$(BIN)/pip install --quiet -r tests/requirements.txt
+	touch $@
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .ruff_cache .hypothesis
