@@ -1,0 +1,117 @@
+"""sentiment.text: the default tokenizer and the tutorial's recipe."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from bs4 import BeautifulSoup
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from nltk.stem.porter import PorterStemmer
+
+from sentiment.text import NLTK_ENGLISH_STOPWORDS, TOKENIZERS, get_tokenizer, seed_tokenize, tokenize
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        ("", []),
+        ("   \n\t ", []),
+        ("Great movie", ["great", "movie"]),
+        ("I didn't like it", ["i", "did", "n't", "like", "it"]),
+        ("Don’t", ["do", "n't"]),  # typographic apostrophe
+        ("It's not bad!!", ["it", "'s", "not", "bad", "!", "!"]),
+        ("Why?", ["why", "?"]),
+        (
+            "A 10/10, or 3.5 stars of 1,000 in the 80s",
+            ["a", "10/10", "or", "3.5", "stars", "of", "1,000", "in", "the", "80s"],
+        ),
+        ("Funny.<br /><br />Sad.", ["funny", "sad"]),
+        ("<i>Brilliant</i>", ["brilliant"]),
+        ("Tom &amp; Jerry &quot;rock&quot;", ["tom", "jerry", "rock"]),
+        ("&lt;br&gt; stays text", ["br", "stays", "text"]),  # escaped markup is not a tag
+        ("I <3 it, 2 < 3", ["i", "<3", "it", "2", "3"]),
+        ("Loved it :) but :( at the end", ["loved", "it", ":)", "but", ":(", "at", "the", "end"]),
+        ("Re:d is two words", ["re", "d", "is", "two", "words"]),
+        ("ＦＵＬＬ ﬁne Café", ["full", "fine", "café"]),  # NFKC: full-width letters, ligatures
+        ("日本語のレビュー", ["日本語のレビュー"]),
+        ("snake_case", ["snake", "case"]),
+    ],
+)
+def test_tokenize_examples(text: str, tokens: list[str]) -> None:
+    assert tokenize(text) == tokens
+
+
+def test_tokenize_keeps_what_carries_sentiment() -> None:
+    tokens = tokenize("This is NOT good. Isn't it awful?! 1/10")
+    assert {"not", "n't", "!", "?", "1/10", "awful"} <= set(tokens)
+
+
+def test_tokenize_handles_a_ten_thousand_word_review() -> None:
+    review = "good " * 10_000
+    assert tokenize(review) == ["good"] * 10_000
+
+
+@given(st.text())
+@settings(max_examples=500)
+def test_tokenize_is_safe_on_any_unicode(text: str) -> None:
+    tokens = tokenize(text)
+    assert all(isinstance(token, str) and token for token in tokens)
+    assert not any(re.search(r"\s", token) for token in tokens)
+    assert tokens == tokenize(text)
+
+
+@given(st.text(alphabet=st.characters(codec="utf-8")))
+def test_tokenize_output_tokenizes_to_itself(text: str) -> None:
+    tokens = tokenize(text)
+    assert tokenize(" ".join(tokens)) == tokens
+
+
+def tutorial_review_to_words(review: str) -> list[str]:
+    """The tutorial's recipe, step by step as its notebook wrote it (stopwords from a list)."""
+    stopwords = sorted(NLTK_ENGLISH_STOPWORDS)
+    text = BeautifulSoup(review, "html.parser").get_text()
+    text = re.sub(r"[^a-zA-Z0-9]", " ", text.lower())
+    words = text.split()
+    words = [w for w in words if w not in stopwords]
+    return [PorterStemmer().stem(w) for w in words]
+
+
+@pytest.mark.parametrize(
+    "review",
+    [
+        "",
+        "The movies were running, and I LOVED them.<br /><br />Happily ever after!",
+        "Tom &amp; Jerry &foo; &#39;s <i>cartoons</i> <BR>x <br/>y <br>z",
+        "<script>var x;</script>after <!-- hidden --> text <![CDATA[data]]>",
+        "a < b > c <3 you <<< wait",
+        "İstanbul's KELVIN sign \u212a and naïve café",
+    ],
+)
+def test_seed_tokenize_matches_the_tutorial(review: str) -> None:
+    assert seed_tokenize(review) == tutorial_review_to_words(review)
+
+
+# Characters that exercise both of seed_tokenize's paths (with and without the HTML parser).
+_HTML_PIECES = [*"<>/&;#!- brBRipxamq0129\n\tİ\u212aé", "<br />", "&amp;", "<i>", "</i>"]
+_HTML_ISH = st.lists(st.sampled_from(_HTML_PIECES), max_size=40).map("".join)
+
+
+@given(_HTML_ISH)
+@settings(max_examples=300, deadline=None)
+def test_seed_tokenize_matches_the_tutorial_on_html_like_text(review: str) -> None:
+    assert seed_tokenize(review) == tutorial_review_to_words(review)
+
+
+def test_nltk_stopword_list_is_the_179_word_english_list() -> None:
+    assert len(NLTK_ENGLISH_STOPWORDS) == 179
+    assert {"not", "no", "nor", "don't", "t", "ain"} <= NLTK_ENGLISH_STOPWORDS
+
+
+def test_tokenizers_are_registered_by_name() -> None:
+    assert get_tokenizer("default") is tokenize
+    assert get_tokenizer("seed") is seed_tokenize
+    assert set(TOKENIZERS) == {"default", "seed"}
+    with pytest.raises(ValueError, match="unknown tokenizer 'bert'"):
+        get_tokenizer("bert")
