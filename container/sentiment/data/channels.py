@@ -1,0 +1,217 @@
+"""SageMaker training channels: the files `train` reads from `/opt/ml/input/data/<channel>/`.
+
+Channels: `train`, `validation` and `test` (labeled) and `unlabeled` (texts only). Each is a folder
+holding any mix of, read in name order (files whose names start with "." are skipped):
+
+- `*.jsonl` / `*.jsonl.gz`: one JSON object per line, `{"text": "...", "label": 1}`, plus optional
+  `"id"`, `"rating"` (1-10) and `"movie"`;
+- `*.csv` / `*.csv.gz`: a header row naming the columns, `text` and `label` required (`label` only in
+  labeled channels), `id`, `rating` and `movie` optional;
+- the aclImdb archive (`*.tar.gz`) or an extracted `aclImdb/` folder: the channel takes the split it
+  is named for (`train`, `test`, `unlabeled`); validation is then carved from `train`.
+
+A label is 1, 0, "positive", "negative", "pos" or "neg". Every bad record is a `DataError` naming the
+file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import zlib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from sentiment.data.cache import load_imdb
+from sentiment.data.table import NEGATIVE, POSITIVE, UNLABELED, ReviewTable
+from sentiment.errors import DataError
+from sentiment.files import atomic_directory, atomic_writer
+
+CHANNELS = ("train", "validation", "test", "unlabeled")
+LABELED_CHANNELS = ("train", "validation", "test")
+_IMDB_SPLIT = {"train": "train", "test": "test", "unlabeled": "unsup"}
+
+ChannelFormat = Literal["jsonl", "csv"]
+CHANNEL_FORMATS: tuple[ChannelFormat, ...] = ("jsonl", "csv")
+_ACCEPTED = "*.jsonl, *.jsonl.gz, *.csv, *.csv.gz, an aclImdb *.tar.gz archive or an aclImdb/ folder"
+
+_LABELS: dict[Any, int] = {
+    1: POSITIVE, "1": POSITIVE, "positive": POSITIVE, "pos": POSITIVE,
+    0: NEGATIVE, "0": NEGATIVE, "negative": NEGATIVE, "neg": NEGATIVE,
+}  # fmt: skip
+_COLUMNS = ("id", "label", "rating", "movie", "text")
+_MAX_CSV_FIELD = 16 * 1024 * 1024  # the csv module's default (128 KiB) would reject a long review
+
+
+def read_channel(directory: Path, channel: str, cache_dir: Path | None = None) -> ReviewTable:
+    """Every review in a channel folder; `cache_dir` keeps columnar copies of aclImdb sources."""
+    if channel not in CHANNELS:
+        raise ValueError(f"unknown channel {channel!r}; channels are {', '.join(CHANNELS)}")
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DataError(f"channel {channel!r}: {directory} is not a folder")
+    tables = [_read_source(path, channel, cache_dir) for path in _channel_sources(directory)]
+    table = ReviewTable.concat(tables) if tables else None
+    if table is None or len(table) == 0:
+        raise DataError(f"channel {channel!r}: {directory} holds no reviews (accepted: {_ACCEPTED})")
+    return table
+
+
+def write_channel(table: ReviewTable, directory: Path, channel: str, format: ChannelFormat = "jsonl") -> Path:
+    """Write `table` as `<directory>/<channel>.<format>`, atomically; returns the file's path."""
+    if format not in CHANNEL_FORMATS:
+        raise ValueError(f"unknown channel format {format!r}; formats are {', '.join(CHANNEL_FORMATS)}")
+    path = Path(directory) / f"{channel}.{format}"
+    rows = zip(table.id, table.label.tolist(), table.rating.tolist(), table.movie, table.text, strict=True)
+    with atomic_writer(path, "w") as handle:
+        if format == "jsonl":
+            for review_id, label, rating, movie, text in rows:
+                record: dict[str, Any] = {"id": review_id}
+                if label != UNLABELED:
+                    record["label"] = label
+                record |= {"rating": rating, "movie": movie, "text": text}
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        else:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(_COLUMNS)
+            writer.writerows((i, "" if label == UNLABELED else label, r, m, t) for i, label, r, m, t in rows)
+    return path
+
+
+def write_channels(tables: dict[str, ReviewTable], directory: Path, format: ChannelFormat = "jsonl") -> dict[str, Path]:
+    """Write each channel to `<directory>/<channel>/<channel>.<format>`, replacing `directory` whole.
+
+    The folder appears only once every channel is written: an interrupted run leaves the previous
+    complete set (or none), never a mix.
+    """
+    with atomic_directory(Path(directory)) as staging:
+        staged = {name: write_channel(table, staging / name, name, format) for name, table in tables.items()}
+    return {name: Path(directory) / name / path.name for name, path in staged.items()}
+
+
+def _channel_sources(directory: Path) -> Iterator[Path]:
+    """Readable sources below `directory` in name order; an aclImdb/ folder is one source."""
+    for path in sorted(directory.iterdir()):
+        if path.name.startswith("."):
+            continue
+        if path.is_dir():
+            yield from [path] if path.name == "aclImdb" else _channel_sources(path)
+        else:
+            yield path
+
+
+def _read_source(path: Path, channel: str, cache_dir: Path | None) -> ReviewTable:
+    name = path.name.lower()
+    if path.is_dir() or name.endswith((".tar.gz", ".tgz")):
+        return _read_imdb_split(path, channel, cache_dir)
+    if name.endswith((".jsonl", ".jsonl.gz")):
+        return _table(_jsonl_rows(_text_of(path), str(path), channel), channel)
+    if name.endswith((".csv", ".csv.gz")):
+        return _table(_csv_rows(_text_of(path), str(path), channel), channel)
+    raise DataError(f"channel {channel!r}: {path} is not a channel file (accepted: {_ACCEPTED})")
+
+
+def _read_imdb_split(source: Path, channel: str, cache_dir: Path | None) -> ReviewTable:
+    split = _IMDB_SPLIT.get(channel)
+    if split is None:
+        raise DataError(
+            f"channel {channel!r}: {source} is an aclImdb source, which has no validation split; "
+            "give it as the train channel and validation is carved from it"
+        )
+    return load_imdb(source, cache_dir).where_split(split)
+
+
+def _text_of(path: Path) -> str:
+    """The file's text, gunzipped if its name ends in .gz; a clear error for bad bytes."""
+    data = path.read_bytes()
+    if path.name.lower().endswith(".gz"):
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as error:
+            raise DataError(f"{path}: not a complete gzip file ({error})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise DataError(f"{path}: line {line}: bytes are not UTF-8 (at byte {error.start}: {error.reason})") from None
+
+
+Row = tuple[str, int, int, str, str]  # id, label, rating, movie, text
+
+
+def _jsonl_rows(text: str, source: str, channel: str) -> Iterator[Row]:
+    # split("\n"), not splitlines(): JSON strings may hold U+2028 and other characters it splits on.
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        where = f"{source}: line {number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{where}: not valid JSON ({error.msg} at column {error.colno})") from None
+        if not isinstance(record, dict):
+            raise DataError(f"{where}: expected a JSON object with a 'text' field, got {type(record).__name__}")
+        yield _row(record, where, channel, default_id=f"{Path(source).name}:{number}")
+
+
+def _csv_rows(text: str, source: str, channel: str) -> Iterator[Row]:
+    csv.field_size_limit(_MAX_CSV_FIELD)
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = reader.fieldnames or []
+        required = ("text", "label") if channel in LABELED_CHANNELS else ("text",)
+        missing = [column for column in required if column not in header]
+        if missing:
+            raise DataError(f"{source}: the header row {header} lacks the column(s) {', '.join(missing)}")
+        for record in reader:
+            where = f"{source}: line {reader.line_num}"
+            if None in record or None in record.values():
+                raise DataError(f"{where}: {len(header)} columns in the header, a different number in this row")
+            if record.get("rating") == "":
+                record.pop("rating")
+            yield _row(record, where, channel, default_id=f"{Path(source).name}:{reader.line_num}")
+    except csv.Error as error:
+        raise DataError(f"{source}: line {reader.line_num}: malformed CSV ({error})") from None
+
+
+def _row(record: dict[str, Any], where: str, channel: str, default_id: str) -> Row:
+    text = record.get("text")
+    if not isinstance(text, str):
+        raise DataError(f"{where}: 'text' must be a string, got {_shown(text)}")
+    if not text.strip():
+        raise DataError(f"{where}: 'text' is empty")
+    label = _label(record.get("label"), where) if channel in LABELED_CHANNELS else UNLABELED
+    rating = record.get("rating", 0)
+    if isinstance(rating, str) and rating.strip().isdigit():
+        rating = int(rating)
+    if isinstance(rating, bool) or not isinstance(rating, int) or not 0 <= rating <= 10:
+        raise DataError(f"{where}: 'rating' must be a whole number from 1 to 10 (0: unknown), got {_shown(rating)}")
+    review_id = record.get("id")
+    movie = record.get("movie") or ""
+    return (default_id if review_id in (None, "") else str(review_id)), label, rating, str(movie), text
+
+
+def _label(value: Any, where: str) -> int:
+    key = value.strip().lower() if isinstance(value, str) else value
+    if isinstance(value, bool) or not isinstance(key, (int, str)) or key not in _LABELS:
+        raise DataError(f"{where}: 'label' must be 1, 0, \"positive\" or \"negative\", got {_shown(value)}")
+    return _LABELS[key]
+
+
+def _shown(value: Any) -> str:
+    text = "nothing" if value is None else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _table(rows: Iterable[Row], channel: str) -> ReviewTable:
+    ids, labels, ratings, movies, texts = [], [], [], [], []
+    for review_id, label, rating, movie, text in rows:
+        ids.append(review_id)
+        labels.append(label)
+        ratings.append(rating)
+        movies.append(movie)
+        texts.append(text)
+    return ReviewTable.from_columns(id=ids, split=channel, label=labels, rating=ratings, movie=movies, text=texts)

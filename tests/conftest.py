@@ -1,0 +1,105 @@
+"""Shared fixtures: small aclImdb datasets and the real archive's location."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.builders import imdb_files, write_archive, write_tree
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+SHARED_ARCHIVE = REPOSITORY.parent / "shared" / "data" / "aclImdb_v1.tar.gz"
+
+
+@pytest.fixture
+def small_imdb_files() -> dict[str, bytes]:
+    return imdb_files(per_folder=12)
+
+
+@pytest.fixture
+def small_imdb_archive(tmp_path: Path, small_imdb_files: dict[str, bytes]) -> Path:
+    return write_archive(small_imdb_files, tmp_path / "aclImdb_v1.tar.gz")
+
+
+@pytest.fixture
+def small_imdb_folder(tmp_path: Path, small_imdb_files: dict[str, bytes]) -> Path:
+    return write_tree(small_imdb_files, tmp_path / "extracted")
+
+
+@pytest.fixture(scope="session")
+def shared_archive() -> Path:
+    if not SHARED_ARCHIVE.is_file():
+        # CI sets REQUIRE_SHARED_DATA=1: there a missing archive is a failure, never a quiet skip.
+        if os.environ.get("REQUIRE_SHARED_DATA") == "1":
+            pytest.fail(f"the real IMDb archive is not at {SHARED_ARCHIVE}")
+        pytest.skip(f"the real IMDb archive is not at {SHARED_ARCHIVE}")
+    return SHARED_ARCHIVE
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_http(url: str, process: subprocess.Popen, seconds: float = 30.0) -> None:
+    """Poll `url` until it answers (any HTTP status), failing early if `process` exits."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with status {process.returncode} before answering {url}")
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {seconds} s")
+
+
+AWS_TEST_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "eu-west-1",
+    "AWS_CONFIG_FILE": "/dev/null",
+    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+}
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """moto's standalone AWS server in its own process; yields its endpoint URL."""
+    port = free_port()
+    executable = Path(sys.executable).with_name("moto_server")
+    process = subprocess.Popen(
+        [str(executable), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{endpoint}/moto-api/", process)
+        yield endpoint
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def aws_environment(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Fake credentials and a region, in this process and for the subprocesses it starts."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in AWS_TEST_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    return dict(os.environ)

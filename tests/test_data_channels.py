@@ -1,0 +1,139 @@
+"""sentiment.data.channels: the SageMaker channel formats, written and read back, and bad records."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sentiment.data.channels import read_channel, write_channel, write_channels
+from sentiment.data.table import ReviewTable
+from sentiment.errors import DataError
+
+
+@pytest.fixture
+def table() -> ReviewTable:
+    return ReviewTable.from_columns(
+        id=["train/pos/0_9", "train/neg/0_2"],
+        label=[1, 0],
+        rating=[9, 2],
+        movie=["tt1", "tt2"],
+        text=['Loved it, "truly".<br />Line two\nand a newline', "Awful, with U+2028:\u2028 and 日本語"],
+    )
+
+
+@pytest.mark.parametrize("format", ["jsonl", "csv"])
+def test_written_channels_read_back_identically(tmp_path: Path, table: ReviewTable, format: str) -> None:
+    path = write_channel(table, tmp_path / "train", "train", format)
+    assert path == tmp_path / "train" / f"train.{format}"
+    loaded = read_channel(tmp_path / "train", "train")
+    assert loaded.id == table.id and loaded.text == table.text and loaded.movie == table.movie
+    assert np.array_equal(loaded.label, table.label) and np.array_equal(loaded.rating, table.rating)
+
+
+def test_unlabeled_channel_has_no_labels(tmp_path: Path) -> None:
+    unlabeled = ReviewTable.from_columns(text=["Just text."], label=[-1])
+    write_channel(unlabeled, tmp_path / "unlabeled", "unlabeled", "jsonl")
+    assert "label" not in json.loads((tmp_path / "unlabeled" / "unlabeled.jsonl").read_text())
+    assert read_channel(tmp_path / "unlabeled", "unlabeled").label.tolist() == [-1]
+
+
+def test_minimal_records_and_label_spellings(tmp_path: Path) -> None:
+    lines = [
+        {"text": "a", "label": 1},
+        {"text": "b", "label": "negative"},
+        {"text": "c", "label": " POS "},
+        {"text": "d", "label": "0", "rating": "3"},
+    ]
+    (tmp_path / "part-1.jsonl").write_text("\n".join(json.dumps(line) for line in lines) + "\n\n")
+    table = read_channel(tmp_path, "test")
+    assert table.label.tolist() == [1, 0, 1, 0]
+    assert table.id == ["part-1.jsonl:1", "part-1.jsonl:2", "part-1.jsonl:3", "part-1.jsonl:4"]
+    assert table.rating.tolist() == [0, 0, 0, 3]
+
+
+def test_a_channel_folder_reads_every_file_in_name_order(tmp_path: Path) -> None:
+    (tmp_path / "b.csv").write_text("text,label\nfrom csv,1\n")
+    (tmp_path / "a.jsonl.gz").write_bytes(gzip.compress(b'{"text": "from gzip", "label": 0}\n'))
+    (tmp_path / "nested").mkdir()
+    (tmp_path / "nested" / "c.jsonl").write_text('{"text": "nested", "label": 1}\n')
+    (tmp_path / ".DS_Store").write_bytes(b"\x00\x01")
+    assert read_channel(tmp_path, "train").text == ["from gzip", "from csv", "nested"]
+
+
+def test_an_imdb_archive_or_folder_is_a_channel(
+    tmp_path: Path, small_imdb_archive: Path, small_imdb_folder: Path
+) -> None:
+    (tmp_path / "train").mkdir()
+    shutil.copy(small_imdb_archive, tmp_path / "train")
+    train = read_channel(tmp_path / "train", "train", cache_dir=tmp_path / "cache")
+    assert len(train) == 24 and set(train.split) == {"train"}
+    assert len(read_channel(small_imdb_folder.parent, "test")) == 24
+    assert len(read_channel(small_imdb_folder.parent, "unlabeled")) == 12
+    with pytest.raises(DataError, match="no validation split"):
+        read_channel(tmp_path / "train", "validation")
+
+
+def test_write_channels_replaces_the_whole_folder(tmp_path: Path, table: ReviewTable) -> None:
+    (tmp_path / "channels" / "old").mkdir(parents=True)
+    paths = write_channels({"train": table, "test": table}, tmp_path / "channels", "jsonl")
+    assert paths == {"train": tmp_path / "channels/train/train.jsonl", "test": tmp_path / "channels/test/test.jsonl"}
+    assert sorted(p.name for p in (tmp_path / "channels").iterdir()) == ["test", "train"]
+
+
+def test_write_channels_leaves_the_old_folder_when_interrupted(tmp_path: Path, table: ReviewTable) -> None:
+    write_channels({"train": table}, tmp_path / "channels", "jsonl")
+    broken = ReviewTable.from_columns(text=["x"], label=[1])
+    object.__setattr__(broken, "id", [object()])  # not JSON: writing fails half-way
+    with pytest.raises(TypeError):
+        write_channels({"test": table, "train": broken}, tmp_path / "channels", "jsonl")
+    assert sorted(p.name for p in (tmp_path / "channels").iterdir()) == ["train"]
+    assert read_channel(tmp_path / "channels" / "train", "train").text == table.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["channels"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("t.jsonl", b'{"text": "ok", "label": 1}\n{"text": "broken"\n', r"t.jsonl: line 2: not valid JSON"),
+        ("t.jsonl", b'["a list"]\n', r"line 1: expected a JSON object"),
+        ("t.jsonl", b'{"label": 1}\n', r"line 1: 'text' must be a string, got nothing"),
+        ("t.jsonl", b'{"text": "   ", "label": 1}\n', r"line 1: 'text' is empty"),
+        ("t.jsonl", b'{"text": "x"}\n', r"line 1: 'label' must be 1, 0"),
+        ("t.jsonl", b'{"text": "x", "label": "maybe"}\n', r"got 'maybe'"),
+        ("t.jsonl", b'{"text": "x", "label": true}\n', r"'label' must be"),
+        ("t.jsonl", b'{"text": "x", "label": [1]}\n', r"'label' must be"),
+        ("t.jsonl", b'{"text": "x", "label": 1, "rating": 11}\n', r"'rating' must be a whole number"),
+        (
+            "t.jsonl",
+            b'{"text": "ok", "label": 1}\n{"text": "caf\xe9", "label": 1}\n',
+            r"t.jsonl: line 2: bytes are not UTF-8",
+        ),
+        ("t.jsonl.gz", b"not gzip", r"t.jsonl.gz: not a complete gzip file"),
+        ("t.csv", b"review,label\nx,1\n", r"lacks the column\(s\) text"),
+        ("t.csv", b"text,label\nx,1,extra\n", r"t.csv: line 2: 2 columns in the header"),
+        ("t.csv", b'text,label\n"unterminated,1\n', r"t.csv: line \d+: malformed CSV"),
+        ("t.csv", b"text,label\nx,\n", r"line 2: 'label' must be"),
+        ("t.parquet", b"PAR1", r"t.parquet is not a channel file"),
+        ("empty.jsonl", b"", r"holds no reviews"),
+    ],
+)
+def test_bad_channel_files_are_refused_with_file_and_line(
+    tmp_path: Path, name: str, content: bytes, message: str
+) -> None:
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        read_channel(tmp_path, "train")
+
+
+def test_missing_or_unknown_channels_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="is not a folder"):
+        read_channel(tmp_path / "absent", "train")
+    with pytest.raises(DataError, match="holds no reviews"):
+        read_channel(tmp_path, "train")
+    with pytest.raises(ValueError, match="unknown channel 'training'"):
+        read_channel(tmp_path, "training")
