@@ -1,0 +1,116 @@
+"""deploy/prepare_data.py end to end: source -> channels -> S3 (moto's standalone server)."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+
+from tests.conftest import REPOSITORY
+
+SCRIPT = REPOSITORY / "deploy" / "prepare_data.py"
+
+
+def run_script(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def test_local_channels_from_an_archive(tmp_path: Path, small_imdb_archive: Path) -> None:
+    result = run_script(
+        "--source", small_imdb_archive, "--work-dir", tmp_path / "work", "--validation-fraction", "0.25"
+    )
+    assert result.returncode == 0, result.stderr
+    channels = tmp_path / "work" / "channels"
+    assert sorted(p.name for p in channels.iterdir()) == ["test", "train", "unlabeled", "validation"]
+    assert (channels / "test" / "test.jsonl").read_text().count("\n") == 24
+    assert "read:     60 reviews" in result.stdout
+    assert "split:    test            24 reviews (12 positive, 12 negative)" in result.stdout
+    assert "note:     differs from the official dataset: train/pos: 12 (official 12,500)" in result.stdout
+    assert list((tmp_path / "work" / "cache").glob("imdb-*.npz"))
+
+
+def test_csv_format_and_a_chosen_output_folder(tmp_path: Path, small_imdb_folder: Path) -> None:
+    result = run_script(
+        "--source", small_imdb_folder, "--work-dir", tmp_path / "w", "--output", tmp_path / "out",
+        "--format", "csv", "--no-unlabeled", "--validation-fraction", "0.25",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["test", "train", "validation"]
+    assert (tmp_path / "out" / "train" / "train.csv").read_text().startswith("id,label,rating,movie,text\n")
+
+
+def test_a_corrupt_archive_fails_cleanly_and_writes_nothing(tmp_path: Path, small_imdb_archive: Path) -> None:
+    broken = tmp_path / "broken.tar.gz"
+    broken.write_bytes(small_imdb_archive.read_bytes()[:500])
+    result = run_script("--source", broken, "--work-dir", tmp_path / "work")
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: {broken}: corrupt or truncated archive")
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "work" / "channels").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--validation-fraction", "1.5"], "--validation-fraction must be between 0 and 1"),
+        (["--format", "xml"], "invalid choice: 'xml'"),
+    ],
+)
+def test_bad_options_are_usage_errors(args: list[str], message: str) -> None:
+    result = run_script(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def s3_objects(endpoint: str, bucket: str) -> dict[str, dict]:
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="eu-west-1")
+    listing = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+    return {item["Key"]: s3.head_object(Bucket=bucket, Key=item["Key"]) for item in listing}
+
+
+def test_upload_creates_the_bucket_and_skips_unchanged_files_on_rerun(
+    tmp_path: Path, small_imdb_archive: Path, moto_server: str, aws_environment: dict[str, str]
+) -> None:
+    bucket = f"sentiment-{uuid.uuid4().hex[:12]}"
+    args = [
+        "--source", small_imdb_archive, "--work-dir", tmp_path / "work", "--validation-fraction", "0.25",
+        "--bucket", bucket, "--prefix", "/runs/imdb/", "--endpoint-url", moto_server, "--region", "eu-west-1",
+    ]  # fmt: skip
+    first = run_script(*args, env=aws_environment)
+    assert first.returncode == 0, first.stderr
+    assert f"created bucket {bucket} in eu-west-1" in first.stdout
+    assert f"channel:  train      s3://{bucket}/runs/imdb/train/" in first.stdout
+
+    objects = s3_objects(moto_server, bucket)
+    assert sorted(objects) == [f"runs/imdb/{c}/{c}.jsonl" for c in ("test", "train", "unlabeled", "validation")]
+    s3 = boto3.client("s3", endpoint_url=moto_server, region_name="eu-west-1")
+    assert s3.get_bucket_location(Bucket=bucket)["LocationConstraint"] == "eu-west-1"
+    local = tmp_path / "work" / "channels" / "train" / "train.jsonl"
+    remote = s3.get_object(Bucket=bucket, Key="runs/imdb/train/train.jsonl")
+    assert remote["Body"].read() == local.read_bytes()
+    assert remote["Metadata"]["sha256"] == hashlib.sha256(local.read_bytes()).hexdigest()
+
+    second = run_script(*args, env=aws_environment)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.count("upload:   unchanged") == 4
+    assert "upload:   sent" not in second.stdout and "created bucket" not in second.stdout
+
+
+def test_an_upload_without_credentials_is_a_clear_error(
+    tmp_path: Path, small_imdb_archive: Path, moto_server: str, aws_environment: dict[str, str]
+) -> None:
+    env = {k: v for k, v in aws_environment.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    env["AWS_EC2_METADATA_DISABLED"] = "true"
+    result = run_script(
+        "--source", small_imdb_archive, "--work-dir", tmp_path / "work", "--validation-fraction", "0.25",
+        "--bucket", "some-bucket", "--endpoint-url", moto_server, env=env,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "error: no AWS credentials" in result.stderr
