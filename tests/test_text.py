@@ -10,7 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nltk.stem.porter import PorterStemmer
 
-from sentiment.text import NLTK_ENGLISH_STOPWORDS, TOKENIZERS, get_tokenizer, seed_tokenize, tokenize
+from sentiment.text import (
+    NLTK_ENGLISH_STOPWORDS,
+    TOKENIZER_VERSION,
+    TOKENIZERS,
+    get_tokenizer,
+    seed_tokenize,
+    tokenize,
+    tokenizer_from_settings,
+    tokenizer_settings,
+)
 
 
 @pytest.mark.parametrize(
@@ -115,3 +124,13 @@ def test_tokenizers_are_registered_by_name() -> None:
     assert set(TOKENIZERS) == {"default", "seed"}
     with pytest.raises(ValueError, match="unknown tokenizer 'bert'"):
         get_tokenizer("bert")
+
+
+def test_tokenizer_settings_name_the_tokenizer_and_its_version() -> None:
+    settings = tokenizer_settings("seed")
+    assert settings == {"name": "seed", "version": TOKENIZER_VERSION}
+    assert tokenizer_from_settings(settings) is seed_tokenize
+    with pytest.raises(ValueError, match="retrain the model"):
+        tokenizer_from_settings({"name": "default", "version": TOKENIZER_VERSION + 1})
+    with pytest.raises(ValueError, match="unknown tokenizer"):
+        tokenizer_settings("bert")

@@ -115,6 +115,22 @@ Tokenizer = Callable[[str], list[str]]
 TOKENIZERS: dict[str, Tokenizer] = {"default": tokenize, "seed": seed_tokenize}
 
 
+def tokenizer_settings(name: str) -> dict[str, Any]:
+    """What a vocabulary records about its tokenizer, so serving can refuse a mismatched one."""
+    get_tokenizer(name)
+    return {"name": name, "version": TOKENIZER_VERSION}
+
+
+def tokenizer_from_settings(settings: dict[str, Any]) -> Tokenizer:
+    """The tokenizer `settings` (from `tokenizer_settings`) name, if this code still produces its tokens."""
+    if settings.get("version") != TOKENIZER_VERSION:
+        raise ValueError(
+            f"the vocabulary was built with tokenizer version {settings.get('version')!r}, "
+            f"this code has version {TOKENIZER_VERSION}: retrain the model"
+        )
+    return get_tokenizer(str(settings.get("name")))
+
+
 def get_tokenizer(name: str) -> Tokenizer:
     """The tokenizer registered under `name`; a clear error for an unknown name."""
     try:
