@@ -7,8 +7,9 @@
 `--source` takes the official URL (the default: downloaded with resume and md5 check), a local
 aclImdb .tar.gz, or an extracted aclImdb/ folder. Channels land in `--output` as
 `<channel>/<channel>.jsonl` (train, validation carved from train with `--seed`, test, unlabeled). With
-`--bucket`, each file goes to `s3://<bucket>/<prefix>/<channel>/`; files already there with the same
-sha256 are skipped, so a rerun after an interruption uploads only what is missing.
+`--bucket`, the folder is mirrored to `s3://<bucket>/<prefix>/`: files already there with the same
+sha256 are skipped (a rerun after an interruption uploads only what is missing), objects of an earlier
+set that this one lacks are deleted, and the manifest `channels.json` is uploaded last.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import botocore.exceptions
 
 from sentiment.data import (
     CHANNEL_FORMATS,
+    CHANNELS,
     DEFAULT_SEED,
     DEFAULT_VALIDATION_FRACTION,
     IMDB_ARCHIVE_NAME,
@@ -36,6 +38,7 @@ from sentiment.data import (
     official_count_differences,
     write_channels,
 )
+from sentiment.data.channels import MANIFEST, check_replaceable
 from sentiment.errors import SentimentError
 from sentiment.files import file_digest
 
@@ -52,6 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--work-dir", type=Path, default=DEFAULT_WORK_DIR, help="downloads and cache (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--md5", help="expected md5 of a downloaded source (default: the official one for the official URL)"
     )
     parser.add_argument("--output", type=Path, help="channel folder (default: <work-dir>/channels)")
     parser.add_argument(
@@ -77,6 +83,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not 0.0 < args.validation_fraction < 1.0:
         parser.error("--validation-fraction must be between 0 and 1")
     args.prefix = args.prefix.strip("/")
+    args.output = (args.output or args.work_dir / "channels").resolve()
+    if args.md5 is None and args.source.replace("http://", "https://", 1) == IMDB_URL:
+        args.md5 = IMDB_MD5
     return args
 
 
@@ -84,27 +93,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="  %(message)s")
     try:
-        source = fetch_source(args.source, args.work_dir / "downloads")
-        channels = write_local_channels(args, source)
+        check_replaceable(args.output)  # before minutes of work, not after
+        source = fetch_source(args.source, args.md5, args.work_dir / "downloads")
+        output = write_local_channels(args, source)
         if args.bucket:
-            upload_channels(channels, args.bucket, args.prefix, args.region, args.endpoint_url)
+            upload_channels(output, args.bucket, args.prefix, args.region, args.endpoint_url)
     except (SentimentError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0
 
 
-def fetch_source(source: str, downloads: Path) -> Path:
+def fetch_source(source: str, md5: str | None, downloads: Path) -> Path:
     """A local path as given, or the URL downloaded into `downloads` (resumed, md5-checked)."""
     if not source.startswith(("http://", "https://")):
         print(f"source:   {source}")
         return Path(source)
     print(f"download: {source}")
-    md5 = IMDB_MD5 if source == IMDB_URL else None
-    return download(source, downloads / (source.rsplit("/", 1)[-1] or IMDB_ARCHIVE_NAME), md5)
+    return download(source, downloads / (source.rstrip("/").rsplit("/", 1)[-1] or IMDB_ARCHIVE_NAME), md5)
 
 
-def write_local_channels(args: argparse.Namespace, source: Path) -> dict[str, Path]:
+def write_local_channels(args: argparse.Namespace, source: Path) -> Path:
+    """Read the source (through the cache), split it, and write the channel folder; returns it."""
     started = time.perf_counter()
     table = load_imdb(source, cache_dir=args.work_dir / "cache")
     print(f"read:     {len(table):,} reviews in {time.perf_counter() - started:.1f} s")
@@ -116,35 +126,55 @@ def write_local_channels(args: argparse.Namespace, source: Path) -> dict[str, Pa
         counts = ", ".join(f"{n:,} {label}" for label, n in channel.label_counts().items() if n)
         print(f"split:    {name:<10} {len(channel):>7,} reviews ({counts})")
 
-    output = args.output or args.work_dir / "channels"
+    output = args.output
     started = time.perf_counter()
-    paths = write_channels(tables, output, args.format)
+    details = {"source": str(args.source), "validation_fraction": args.validation_fraction, "seed": args.seed}
+    paths = write_channels(tables, output, args.format, details)
     total = sum(path.stat().st_size for path in paths.values())
     print(f"write:    {len(paths)} channels, {total / 1e6:.0f} MB in {output} ({time.perf_counter() - started:.1f} s)")
-    return paths
+    return output
 
 
-def upload_channels(
-    paths: dict[str, Path], bucket: str, prefix: str, region: str | None, endpoint_url: str | None
-) -> None:
-    """Upload each channel file to s3://bucket/prefix/<channel>/, skipping identical objects."""
+def upload_channels(output: Path, bucket: str, prefix: str, region: str | None, endpoint_url: str | None) -> None:
+    """Mirror the channel folder to s3://bucket/prefix/: changed files are uploaded, identical ones
+    skipped, objects the folder no longer has are deleted, and the manifest goes last."""
     s3 = boto3.client("s3", region_name=region, endpoint_url=endpoint_url)
     try:
         ensure_bucket(s3, bucket)
-        for channel, path in paths.items():
-            key = f"{prefix}/{channel}/{path.name}" if prefix else f"{channel}/{path.name}"
-            digest = file_digest(path)
-            if remote_sha256(s3, bucket, key) == digest:
-                print(f"upload:   unchanged s3://{bucket}/{key}")
-                continue
-            s3.upload_file(str(path), bucket, key, ExtraArgs={"Metadata": {"sha256": digest}})
-            print(f"upload:   sent      s3://{bucket}/{key} ({path.stat().st_size / 1e6:.1f} MB)")
+        for channel in CHANNELS:
+            local = {path.name: path for path in sorted((output / channel).glob("*"))}
+            remote = set(list_keys(s3, bucket, s3_key(prefix, channel, "")))
+            for name, path in local.items():
+                upload_if_changed(s3, path, bucket, s3_key(prefix, channel, name))
+            for key in sorted(remote - {s3_key(prefix, channel, name) for name in local}):
+                s3.delete_object(Bucket=bucket, Key=key)
+                print(f"upload:   deleted   s3://{bucket}/{key} (not in this channel set)")
+        upload_if_changed(s3, output / MANIFEST, bucket, s3_key(prefix, MANIFEST))
     except botocore.exceptions.NoCredentialsError:
         raise SentimentError("no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY") from None
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError, OSError) as error:
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
         raise SentimentError(f"S3 upload to s3://{bucket}/{prefix} failed: {error}") from None
-    for channel in paths:
-        print(f"channel:  {channel:<10} s3://{bucket}/{prefix}/{channel}/")
+    for channel in CHANNELS:
+        if (output / channel).is_dir():
+            print(f"channel:  {channel:<10} s3://{bucket}/{s3_key(prefix, channel, '')}")
+
+
+def s3_key(prefix: str, *parts: str) -> str:
+    return "/".join([prefix, *parts] if prefix else parts)
+
+
+def upload_if_changed(s3: S3Client, path: Path, bucket: str, key: str) -> None:
+    digest = file_digest(path)
+    if remote_sha256(s3, bucket, key) == digest:
+        print(f"upload:   unchanged s3://{bucket}/{key}")
+        return
+    s3.upload_file(str(path), bucket, key, ExtraArgs={"Metadata": {"sha256": digest}})
+    print(f"upload:   sent      s3://{bucket}/{key} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+def list_keys(s3: S3Client, bucket: str, prefix: str) -> list[str]:
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
 
 def ensure_bucket(s3: S3Client, bucket: str) -> None:

@@ -62,3 +62,12 @@ def test_without_a_cache_dir_nothing_is_written(tmp_path: Path, small_imdb_archi
     before = sorted(os.listdir(tmp_path))
     assert len(load_imdb(small_imdb_archive, None)) == 60
     assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_only_the_most_recently_used_cache_files_are_kept(tmp_path: Path) -> None:
+    archives = [write_archive(imdb_files(per_folder=12, seed=seed), tmp_path / f"a{seed}.tar.gz") for seed in range(5)]
+    for archive in archives:
+        load_imdb(archive, tmp_path / "cache")
+    kept = list((tmp_path / "cache").glob("imdb-*.npz"))
+    assert len(kept) == cache.KEPT_CACHE_FILES
+    assert {path.name for path in kept} == {f"imdb-{source_fingerprint(a)[:20]}.npz" for a in archives[-3:]}

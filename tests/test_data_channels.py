@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -22,7 +23,7 @@ def table() -> ReviewTable:
         label=[1, 0],
         rating=[9, 2],
         movie=["tt1", "tt2"],
-        text=['Loved it, "truly".<br />Line two\nand a newline', "Awful, with U+2028:\u2028 and 日本語"],
+        text=['Loved it, "truly".<br />Line two\nand a newline', "Awful, with U+2028:\u2028, a lone \r and 日本語"],
     )
 
 
@@ -56,6 +57,11 @@ def test_minimal_records_and_label_spellings(tmp_path: Path) -> None:
     assert table.rating.tolist() == [0, 0, 0, 3]
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_column(tmp_path: Path) -> None:
+    (tmp_path / "excel.csv").write_bytes("text,label\nfrom a spreadsheet,positive\n".encode("utf-8-sig"))
+    assert read_channel(tmp_path, "train").text == ["from a spreadsheet"]
+
+
 def test_a_channel_folder_reads_every_file_in_name_order(tmp_path: Path) -> None:
     (tmp_path / "b.csv").write_text("text,label\nfrom csv,1\n")
     (tmp_path / "a.jsonl.gz").write_bytes(gzip.compress(b'{"text": "from gzip", "label": 0}\n'))
@@ -78,11 +84,31 @@ def test_an_imdb_archive_or_folder_is_a_channel(
         read_channel(tmp_path / "train", "validation")
 
 
-def test_write_channels_replaces_the_whole_folder(tmp_path: Path, table: ReviewTable) -> None:
-    (tmp_path / "channels" / "old").mkdir(parents=True)
-    paths = write_channels({"train": table, "test": table}, tmp_path / "channels", "jsonl")
+def test_write_channels_replaces_an_earlier_set_whole_and_writes_a_manifest(tmp_path: Path, table: ReviewTable) -> None:
+    write_channels({"train": table, "unlabeled": table}, tmp_path / "channels", "jsonl")
+    paths = write_channels({"train": table, "test": table}, tmp_path / "channels", "jsonl", details={"seed": 7})
     assert paths == {"train": tmp_path / "channels/train/train.jsonl", "test": tmp_path / "channels/test/test.jsonl"}
-    assert sorted(p.name for p in (tmp_path / "channels").iterdir()) == ["test", "train"]
+    assert sorted(p.name for p in (tmp_path / "channels").iterdir()) == ["channels.json", "test", "train"]
+    manifest = json.loads((tmp_path / "channels" / "channels.json").read_text())
+    assert manifest["seed"] == 7
+    assert manifest["channels"]["train"]["reviews"] == 2
+    assert manifest["channels"]["train"]["sha256"] == hashlib.sha256(paths["train"].read_bytes()).hexdigest()
+
+
+def test_write_channels_refuses_a_folder_it_did_not_write(tmp_path: Path, table: ReviewTable) -> None:
+    (tmp_path / "work" / "cache").mkdir(parents=True)
+    (tmp_path / "work" / "notes.txt").write_text("keep me")
+    with pytest.raises(DataError, match="holds no channels.json: refusing to replace it"):
+        write_channels({"train": table}, tmp_path / "work", "jsonl")
+    assert (tmp_path / "work" / "notes.txt").read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]
+
+
+def test_write_channels_into_the_current_folder_resolves_it(tmp_path: Path, table: ReviewTable, monkeypatch) -> None:
+    (tmp_path / "empty").mkdir()
+    monkeypatch.chdir(tmp_path / "empty")
+    write_channels({"train": table}, Path("."), "jsonl")
+    assert (tmp_path / "empty" / "train" / "train.jsonl").is_file()
 
 
 def test_write_channels_leaves_the_old_folder_when_interrupted(tmp_path: Path, table: ReviewTable) -> None:
@@ -91,7 +117,7 @@ def test_write_channels_leaves_the_old_folder_when_interrupted(tmp_path: Path, t
     object.__setattr__(broken, "id", [object()])  # not JSON: writing fails half-way
     with pytest.raises(TypeError):
         write_channels({"test": table, "train": broken}, tmp_path / "channels", "jsonl")
-    assert sorted(p.name for p in (tmp_path / "channels").iterdir()) == ["train"]
+    assert sorted(p.name for p in (tmp_path / "channels").iterdir()) == ["channels.json", "train"]
     assert read_channel(tmp_path / "channels" / "train", "train").text == table.text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["channels"]
 

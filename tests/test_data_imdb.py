@@ -100,7 +100,7 @@ def test_a_duplicate_review_id_is_refused(tmp_path: Path, small_imdb_files: dict
 
 def test_an_archive_of_another_layout_is_refused(tmp_path: Path, small_imdb_files: dict[str, bytes]) -> None:
     files = {name.replace("aclImdb/", "reviews/"): data for name, data in small_imdb_files.items()}
-    with pytest.raises(DataError, match=r"'reviews' lies outside aclImdb/"):
+    with pytest.raises(DataError, match=r"x.tar.gz: reviews: lies outside aclImdb/"):
         read_imdb(write_archive(files, tmp_path / "x.tar.gz"))
 
 
@@ -153,3 +153,48 @@ def test_a_tar_cut_at_a_member_boundary_is_caught_by_the_layout_checks(
     )
     with pytest.raises(DataError, match=r"test/pos/: .* review ids missing"):
         read_imdb(archive)
+
+
+def test_a_tar_cut_inside_a_complete_gzip_is_reported_as_truncated(tmp_path: Path, small_imdb_archive: Path) -> None:
+    tar = gzip.decompress(small_imdb_archive.read_bytes())
+    for cut in (len(tar) // 2, len(tar) // 2 + 100):
+        (tmp_path / "cut.tar.gz").write_bytes(gzip.compress(tar[:cut]))
+        with pytest.raises(DataError, match=r"cut.tar.gz: corrupt or truncated archive .*end-of-archive marker"):
+            read_imdb(tmp_path / "cut.tar.gz")
+
+
+def test_a_garbled_tar_header_inside_a_complete_gzip_is_refused(tmp_path: Path, small_imdb_archive: Path) -> None:
+    tar = bytearray(gzip.decompress(small_imdb_archive.read_bytes()))
+    tar[5120 : 5120 + 512] = b"x" * 512
+    (tmp_path / "garbled.tar.gz").write_bytes(gzip.compress(bytes(tar)))
+    with pytest.raises(DataError, match=r"garbled.tar.gz: corrupt or truncated archive .*garbled header at byte 5,120"):
+        read_imdb(tmp_path / "garbled.tar.gz")
+
+
+def test_the_official_archive_padding_is_accepted(tmp_path: Path, small_imdb_archive: Path) -> None:
+    # Any amount of zero padding after the two end blocks (tar pads to its record size) is fine.
+    tar = gzip.decompress(small_imdb_archive.read_bytes())
+    (tmp_path / "padded.tar.gz").write_bytes(gzip.compress(tar + bytes(200_000)))
+    assert len(read_imdb(tmp_path / "padded.tar.gz")) == 60
+
+
+def test_nested_entries_in_review_folders_are_refused(tmp_path: Path, small_imdb_files: dict[str, bytes]) -> None:
+    files = small_imdb_files | {"aclImdb/train/pos/sub/99_9.txt": b"Nested review."}
+    with pytest.raises(DataError, match=r"x.tar.gz: aclImdb/train/pos/sub.*unexpected"):
+        read_imdb(write_archive(files, tmp_path / "x.tar.gz"))
+    with pytest.raises(DataError, match=r"train/pos/sub: unexpected entry in a review folder"):
+        read_imdb(write_tree(files, tmp_path / "tree"))
+
+
+def test_a_dangling_link_in_a_review_folder_is_a_clear_error(tmp_path: Path, small_imdb_folder: Path) -> None:
+    (small_imdb_folder / "train" / "pos" / "12_9.txt").symlink_to(tmp_path / "nowhere.txt")
+    with pytest.raises(DataError, match=r"train/pos/12_9.txt: unexpected entry"):
+        read_imdb(small_imdb_folder)
+
+
+def test_an_unreadable_review_is_a_clear_error(small_imdb_folder: Path) -> None:
+    review = small_imdb_folder / "train" / "neg" / "0_1.txt"
+    review.unlink()
+    review.mkdir()
+    with pytest.raises(DataError, match=r"train/neg/0_1.txt: unexpected entry"):
+        read_imdb(small_imdb_folder)

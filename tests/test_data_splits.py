@@ -29,6 +29,19 @@ def test_whole_movies_go_to_validation() -> None:
     assert len(train) + len(validation) == 200
 
 
+def test_whole_movies_keep_the_balance_of_labels() -> None:
+    # Each movie's reviews share one label, and positive movies come first: a naive cut would
+    # fill validation with one label.
+    table = ReviewTable.from_columns(
+        text=[f"review {i}" for i in range(160)],
+        label=[1] * 80 + [0] * 80,
+        movie=[f"tt{i // 4}" for i in range(160)],
+    )
+    for seed in range(20):
+        _, validation = carve_validation(table, fraction=0.1, seed=seed)
+        assert validation.label_counts() == {"positive": 8, "negative": 8, "unlabeled": 0}
+
+
 def test_without_movies_each_label_keeps_its_share() -> None:
     train, validation = carve_validation(labeled(200, movies=False), fraction=0.25, seed=1)
     assert validation.label_counts() == {"positive": 25, "negative": 25, "unlabeled": 0}
@@ -59,7 +72,7 @@ def test_too_few_reviews_or_movies_are_refused() -> None:
     with pytest.raises(DataError, match="too few"):
         carve_validation(labeled(3, movies=False), 0.1)
     one_movie = ReviewTable.from_columns(text=["a", "b", "c", "d"], label=[1, 0, 1, 0], movie=["tt1"] * 4)
-    with pytest.raises(DataError, match="cannot be split"):
+    with pytest.raises(DataError, match="cannot be split 50% / rest with both labels in each part"):
         carve_validation(one_movie, 0.5)
 
 

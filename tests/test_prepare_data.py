@@ -28,7 +28,7 @@ def test_local_channels_from_an_archive(tmp_path: Path, small_imdb_archive: Path
     )
     assert result.returncode == 0, result.stderr
     channels = tmp_path / "work" / "channels"
-    assert sorted(p.name for p in channels.iterdir()) == ["test", "train", "unlabeled", "validation"]
+    assert sorted(p.name for p in channels.iterdir()) == ["channels.json", "test", "train", "unlabeled", "validation"]
     assert (channels / "test" / "test.jsonl").read_text().count("\n") == 24
     assert "read:     60 reviews" in result.stdout
     assert "split:    test            24 reviews (12 positive, 12 negative)" in result.stdout
@@ -42,8 +42,8 @@ def test_csv_format_and_a_chosen_output_folder(tmp_path: Path, small_imdb_folder
         "--format", "csv", "--no-unlabeled", "--validation-fraction", "0.25",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["test", "train", "validation"]
-    assert (tmp_path / "out" / "train" / "train.csv").read_text().startswith("id,label,rating,movie,text\n")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["channels.json", "test", "train", "validation"]
+    assert (tmp_path / "out" / "train" / "train.csv").read_bytes().startswith(b"id,label,rating,movie,text\r\n")
 
 
 def test_a_corrupt_archive_fails_cleanly_and_writes_nothing(tmp_path: Path, small_imdb_archive: Path) -> None:
@@ -54,6 +54,16 @@ def test_a_corrupt_archive_fails_cleanly_and_writes_nothing(tmp_path: Path, smal
     assert result.stderr.startswith(f"error: {broken}: corrupt or truncated archive")
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "work" / "channels").exists()
+
+
+def test_an_output_folder_that_is_not_a_channel_set_is_left_alone(tmp_path: Path, small_imdb_archive: Path) -> None:
+    (tmp_path / "work" / "cache").mkdir(parents=True)
+    (tmp_path / "work" / "cache" / "keep.txt").write_text("mine")
+    result = run_script("--source", small_imdb_archive, "--work-dir", tmp_path / "work", "--output", tmp_path / "work")
+    assert result.returncode == 1
+    assert "holds no channels.json: refusing to replace it" in result.stderr
+    assert "read:" not in result.stdout  # refused before any work
+    assert (tmp_path / "work" / "cache" / "keep.txt").read_text() == "mine"
 
 
 @pytest.mark.parametrize(
@@ -89,7 +99,8 @@ def test_upload_creates_the_bucket_and_skips_unchanged_files_on_rerun(
     assert f"channel:  train      s3://{bucket}/runs/imdb/train/" in first.stdout
 
     objects = s3_objects(moto_server, bucket)
-    assert sorted(objects) == [f"runs/imdb/{c}/{c}.jsonl" for c in ("test", "train", "unlabeled", "validation")]
+    channel_keys = [f"runs/imdb/{c}/{c}.jsonl" for c in ("test", "train", "unlabeled", "validation")]
+    assert sorted(objects) == ["runs/imdb/channels.json", *channel_keys]
     s3 = boto3.client("s3", endpoint_url=moto_server, region_name="eu-west-1")
     assert s3.get_bucket_location(Bucket=bucket)["LocationConstraint"] == "eu-west-1"
     local = tmp_path / "work" / "channels" / "train" / "train.jsonl"
@@ -99,8 +110,17 @@ def test_upload_creates_the_bucket_and_skips_unchanged_files_on_rerun(
 
     second = run_script(*args, env=aws_environment)
     assert second.returncode == 0, second.stderr
-    assert second.stdout.count("upload:   unchanged") == 4
+    assert second.stdout.count("upload:   unchanged") == 5
     assert "upload:   sent" not in second.stdout and "created bucket" not in second.stdout
+
+    # Another format and no unlabeled channel: the objects of the earlier set go.
+    third = run_script(*args, "--format", "csv", "--no-unlabeled", env=aws_environment)
+    assert third.returncode == 0, third.stderr
+    assert "deleted   s3://" in third.stdout
+    assert sorted(s3_objects(moto_server, bucket)) == [
+        "runs/imdb/channels.json",
+        *(f"runs/imdb/{c}/{c}.csv" for c in ("test", "train", "validation")),
+    ]
 
 
 def test_an_upload_without_credentials_is_a_clear_error(

@@ -25,8 +25,8 @@ def atomic_writer(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
     try:
         os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide the file from other users (a container's)
-        encoding = None if "b" in mode else "utf-8"
-        with os.fdopen(fd, mode, encoding=encoding) as handle:
+        text = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}  # no newline translation
+        with os.fdopen(fd, mode, **text) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -66,7 +66,7 @@ def atomic_directory(path: Path) -> Iterator[Path]:
     An existing `path` is moved aside and removed only after the new one is in place, so an
     interruption leaves the old complete directory (or nothing), never a mix of old and new.
     """
-    path = Path(path)
+    path = Path(path).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial"))
     try:

@@ -20,8 +20,8 @@ TOKENIZER_VERSION = 1
 # An HTML tag starts with a letter (or "/" and a letter), so "<3", "a < b" and "<<<" stay text.
 _HTML_TAG = re.compile(r"<!--.*?-->|<\s*/?\s*[a-zA-Z][^<>]*>", re.DOTALL)
 
-# Typographic apostrophes people type (or word processors insert) in "don’t".
-_APOSTROPHES = ("\u2019", "\u2018", "\u02bc", "\u00b4", "`")
+# Apostrophes people type (or word processors insert) in "don’t", besides "'" and "`".
+_NON_ASCII_APOSTROPHES = ("\u2019", "\u2018", "\u02bc", "\u00b4", "\uff07")
 
 # Alternatives, tried in order at each position of the lowercased text:
 #   n't and clitics ('s 're 've 'll 'd 'm) as tokens of their own, so "didn't" shares "n't" with
@@ -46,12 +46,14 @@ def tokenize(text: str) -> list[str]:
         text = _HTML_TAG.sub(" ", text)
     if "&" in text:
         text = html.unescape(text)
+    if "`" in text:
+        text = text.replace("`", "'")
     if not text.isascii():
-        # NFKC folds full-width letters, ligatures and composed accents to one spelling.
-        text = unicodedata.normalize("NFKC", text)
-        for apostrophe in _APOSTROPHES:
+        for apostrophe in _NON_ASCII_APOSTROPHES:  # before NFKC, which turns "´" into " ́"
             if apostrophe in text:
                 text = text.replace(apostrophe, "'")
+        # NFKC folds full-width letters, ligatures and composed accents to one spelling.
+        text = unicodedata.normalize("NFKC", text)
     text = text.lower()
     if "n't" in text:
         text = text.replace("n't", " n't")

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 # Bump when `read_imdb` changes what it puts in a table, so older caches are not reused.
 READER_VERSION = 1
+KEPT_CACHE_FILES = 3  # the most recently used; each copy of the full dataset takes ~140 MB
 
 
 def load_imdb(source: Path, cache_dir: Path | None) -> ReviewTable:
@@ -32,6 +33,7 @@ def load_imdb(source: Path, cache_dir: Path | None) -> ReviewTable:
     if cache_file.is_file():
         try:
             table = ReviewTable.load(cache_file)
+            os.utime(cache_file)  # marks it recently used, see _prune
             log.info("read %s reviews from the cache %s", f"{len(table):,}", cache_file)
             return table
         except DataError as error:
@@ -39,7 +41,16 @@ def load_imdb(source: Path, cache_dir: Path | None) -> ReviewTable:
     table = read_imdb(source)
     table.save(cache_file)
     log.info("cached %s reviews in %s", f"{len(table):,}", cache_file)
+    _prune(Path(cache_dir))
     return table
+
+
+def _prune(cache_dir: Path) -> None:
+    """Delete all but the most recently used cache files (sources and formats change over time)."""
+    cached = sorted(cache_dir.glob("imdb-*.npz"), key=lambda path: path.stat().st_mtime_ns, reverse=True)
+    for stale in cached[KEPT_CACHE_FILES:]:
+        stale.unlink(missing_ok=True)
+        log.info("removed the stale cache %s", stale)
 
 
 def source_fingerprint(source: Path) -> str:

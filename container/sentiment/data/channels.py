@@ -28,7 +28,7 @@ from typing import Any, Literal
 from sentiment.data.cache import load_imdb
 from sentiment.data.table import NEGATIVE, POSITIVE, UNLABELED, ReviewTable
 from sentiment.errors import DataError
-from sentiment.files import atomic_directory, atomic_writer
+from sentiment.files import atomic_directory, atomic_writer, file_digest, write_json_atomic
 
 CHANNELS = ("train", "validation", "test", "unlabeled")
 LABELED_CHANNELS = ("train", "validation", "test")
@@ -75,21 +75,63 @@ def write_channel(table: ReviewTable, directory: Path, channel: str, format: Cha
                 record |= {"rating": rating, "movie": movie, "text": text}
                 handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         else:
-            writer = csv.writer(handle, lineterminator="\n")
+            # The csv module's default "\r\n" line ends (RFC 4180) make it quote any field holding
+            # "\r" or "\n", so every review reads back exactly.
+            writer = csv.writer(handle)
             writer.writerow(_COLUMNS)
             writer.writerows((i, "" if label == UNLABELED else label, r, m, t) for i, label, r, m, t in rows)
     return path
 
 
-def write_channels(tables: dict[str, ReviewTable], directory: Path, format: ChannelFormat = "jsonl") -> dict[str, Path]:
-    """Write each channel to `<directory>/<channel>/<channel>.<format>`, replacing `directory` whole.
+MANIFEST = "channels.json"
+MANIFEST_FORMAT = "sentiment-channels"
+
+
+def write_channels(
+    tables: dict[str, ReviewTable],
+    directory: Path,
+    format: ChannelFormat = "jsonl",
+    details: dict[str, Any] | None = None,
+) -> dict[str, Path]:
+    """Write each channel to `<directory>/<channel>/<channel>.<format>` plus a `channels.json`
+    manifest (files, counts, sha256, `details`), replacing an earlier set in `directory` whole.
 
     The folder appears only once every channel is written: an interrupted run leaves the previous
-    complete set (or none), never a mix.
+    complete set (or none), never a mix. A non-empty folder without a manifest is not a channel
+    set and is refused rather than replaced.
     """
-    with atomic_directory(Path(directory)) as staging:
+    directory = Path(directory).resolve()
+    check_replaceable(directory)
+    with atomic_directory(directory) as staging:
         staged = {name: write_channel(table, staging / name, name, format) for name, table in tables.items()}
-    return {name: Path(directory) / name / path.name for name, path in staged.items()}
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "version": 1,
+            **(details or {}),
+            "channels": {
+                name: {
+                    "file": f"{name}/{path.name}",
+                    "reviews": len(tables[name]),
+                    "labels": tables[name].label_counts(),
+                    "sha256": file_digest(path),
+                }
+                for name, path in staged.items()
+            },
+        }
+        write_json_atomic(staging / MANIFEST, manifest)
+    return {name: directory / name / path.name for name, path in staged.items()}
+
+
+def check_replaceable(directory: Path) -> None:
+    """Refuse a folder that is neither absent, empty, nor a channel set written by `write_channels`."""
+    directory = Path(directory)
+    if directory.is_dir() and any(directory.iterdir()) and not (directory / MANIFEST).is_file():
+        raise DataError(
+            f"{directory} is not empty and holds no {MANIFEST}: refusing to replace it with channels; "
+            "choose an empty or new folder"
+        )
+    if directory.exists() and not directory.is_dir():
+        raise DataError(f"{directory} is a file, not a folder for channels")
 
 
 def _channel_sources(directory: Path) -> Iterator[Path]:
@@ -133,7 +175,7 @@ def _text_of(path: Path) -> str:
         except (OSError, EOFError, zlib.error) as error:
             raise DataError(f"{path}: not a complete gzip file ({error})") from None
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")  # a byte-order mark, as some editors write, is not text
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
         raise DataError(f"{path}: line {line}: bytes are not UTF-8 (at byte {error.start}: {error.reason})") from None

@@ -12,7 +12,7 @@ import os
 import re
 import tarfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,11 +92,19 @@ def _read_folder(root: Path) -> dict[str, _Folder]:
             continue
         found.seen = True
         for entry in sorted(os.scandir(directory), key=lambda e: e.name):
-            _add_review(found, f"{ROOT}/{name}/{entry.name}", Path(entry.path).read_bytes(), is_file=entry.is_file())
+            where = f"{root}/{name}/{entry.name}"
+            _add_review(found, where, lambda path=entry.path: _read_file(path, where), is_file=entry.is_file())
         urls = root / f"{name.split('/')[0]}/urls_{name.split('/')[1]}.txt"
         if urls.is_file():
-            found.urls = _decode(urls.read_bytes(), str(urls)).splitlines()
+            found.urls = _decode(_read_file(urls, str(urls)), str(urls)).splitlines()
     return folders
+
+
+def _read_file(path: str | Path, where: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise DataError(f"{where}: cannot be read ({error.strerror or error})") from None
 
 
 def _read_archive(archive: Path) -> dict[str, _Folder]:
@@ -104,14 +112,15 @@ def _read_archive(archive: Path) -> dict[str, _Folder]:
     last = "(none)"
     try:
         # Read front to back once ("r|", no index of members). GzipFile, not tarfile's own "r|gz",
-        # so that draining the stream checks the gzip CRC: tarfile alone stops quietly at a garbled
-        # header and would hand back part of a corrupt archive.
-        with gzip.open(archive, "rb") as unzipped, tarfile.open(fileobj=unzipped, mode="r|") as stream:
-            for member in stream:
-                last = member.name
-                _add_member(archive, folders, stream, member)
-            while unzipped.read(CHUNK_BYTES):
-                pass
+        # so that draining the stream checks the gzip CRC; the recorder lets us check the tar's
+        # end-of-archive marker, because tarfile stops quietly at a cut or garbled header.
+        with gzip.open(archive, "rb") as unzipped:
+            recorder = _TailRecorder(unzipped)
+            with tarfile.open(fileobj=recorder, mode="r|") as stream:
+                for member in stream:
+                    last = member.name
+                    _add_member(archive, folders, stream, member)
+                _check_end_of_archive(recorder, stream.offset)
     except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
         raise DataError(
             f"{archive}: corrupt or truncated archive after member {last!r} ({error}); "
@@ -120,27 +129,61 @@ def _read_archive(archive: Path) -> dict[str, _Folder]:
     return folders
 
 
+class _TailRecorder:
+    """A read-only stream that passes bytes through and remembers the last `keep` of them."""
+
+    def __init__(self, stream: gzip.GzipFile, keep: int = 1 << 16) -> None:
+        self.stream, self.keep = stream, keep
+        self.tail = bytearray()
+        self.position = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.position += len(data)
+        self.tail += data
+        del self.tail[: max(0, len(self.tail) - self.keep)]
+        return data
+
+
+def _check_end_of_archive(recorder: _TailRecorder, end_of_members: int) -> None:
+    """After the last member a tar holds only zero blocks, at least two: else it was cut or garbled."""
+    # Bytes tarfile read past the last member (negative when the archive ends inside a member).
+    unread_by_tar = recorder.position - end_of_members
+    if unread_by_tar > len(recorder.tail):
+        raise tarfile.ReadError(f"a garbled header at byte {end_of_members:,} ends the readable members")
+    after = bytes(recorder.tail[len(recorder.tail) - unread_by_tar :]) if unread_by_tar > 0 else b""
+    nonzero = len(after) - after.count(0)
+    while chunk := recorder.read(CHUNK_BYTES):
+        nonzero += len(chunk) - chunk.count(0)
+    if recorder.position - end_of_members < 2 * tarfile.BLOCKSIZE:
+        raise tarfile.ReadError(f"the tar stream ends at byte {recorder.position:,} without its end-of-archive marker")
+    if nonzero:
+        raise tarfile.ReadError(f"a garbled header at byte {end_of_members:,} ends the readable members")
+
+
 def _add_member(archive: Path, folders: dict[str, _Folder], stream: tarfile.TarFile, member: tarfile.TarInfo) -> None:
     name = member.name.removeprefix("./").rstrip("/")
+    where = f"{archive}: {name}"
     if name != ROOT and not name.startswith(f"{ROOT}/"):
-        raise DataError(f"{archive}: {name!r} lies outside {ROOT}/: not the aclImdb archive layout")
+        raise DataError(f"{where}: lies outside {ROOT}/: not the aclImdb archive layout")
     relative = name.removeprefix(f"{ROOT}/")
     parent = relative.rpartition("/")[0]
     if member.isdir():
         if relative in folders:
             folders[relative].seen = True
+        elif any(relative.startswith(f"{folder}/") for folder in folders):
+            raise DataError(f"{where}: unexpected folder inside a review folder")
         return
-    # Other files of the official archive (README, imdb.vocab, *.feat) are not needed.
     if parent in folders:
         folders[parent].seen = True
-        data = _read_member(stream, member) if member.isfile() else b""
-        _add_review(folders[parent], name, data, is_file=member.isfile())
+        _add_review(folders[parent], where, lambda: _read_member(stream, member), is_file=member.isfile())
         return
+    if any(relative.startswith(f"{folder}/") for folder in folders):
+        raise DataError(f"{where}: unexpected entry inside a review folder (reviews are files named <id>_<rating>.txt)")
+    # Other files of the official archive (README, imdb.vocab, *.feat) are not needed.
     urls = re.fullmatch(r"(train|test)/urls_(pos|neg|unsup)\.txt", relative)
     if urls and member.isfile():
-        folder = folders.get(f"{urls[1]}/{urls[2]}")
-        if folder is not None:
-            folder.urls = _decode(_read_member(stream, member), name).splitlines()
+        folders[f"{urls[1]}/{urls[2]}"].urls = _decode(_read_member(stream, member), where).splitlines()
 
 
 def _read_member(stream: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
@@ -149,9 +192,9 @@ def _read_member(stream: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
     return handle.read()
 
 
-def _add_review(folder: _Folder, where: str, data: bytes, is_file: bool) -> None:
-    base = where.rsplit("/", 1)[-1]
-    match = _REVIEW_NAME.fullmatch(base)
+def _add_review(folder: _Folder, where: str, read: Callable[[], bytes], is_file: bool) -> None:
+    """Check a review's name and rating, then read and decode it (names are checked before reading)."""
+    match = _REVIEW_NAME.fullmatch(where.rsplit("/", 1)[-1])
     if not is_file or match is None:
         raise DataError(f"{where}: unexpected entry in a review folder (reviews are files named <id>_<rating>.txt)")
     review_id, rating = int(match[1]), int(match[2])
@@ -161,7 +204,7 @@ def _add_review(folder: _Folder, where: str, data: bytes, is_file: bool) -> None
         raise DataError(f"{where}: rating {rating} is outside {allowed.start}-{allowed.stop - 1} for {kind}/ reviews")
     if review_id in folder.reviews:
         raise DataError(f"{where}: review id {review_id} appears twice in its folder")
-    text = _decode(data, where)
+    text = _decode(read(), where)
     if not text.strip():
         raise DataError(f"{where}: the review is empty")
     folder.reviews[review_id] = (rating, text)

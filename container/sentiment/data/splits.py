@@ -14,6 +14,7 @@ from sentiment.errors import DataError
 
 DEFAULT_VALIDATION_FRACTION = 0.1  # 2,500 of IMDb's 25,000: +-0.6 points of accuracy, 90% left to learn
 DEFAULT_SEED = 20111  # any fixed number; this one recalls the dataset's year (2011)
+_LABELS = (POSITIVE, NEGATIVE)
 
 
 def carve_validation(
@@ -25,35 +26,43 @@ def carve_validation(
     """
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"the validation fraction must be between 0 and 1 (exclusive), got {fraction}")
-    if not np.isin(train.label, (POSITIVE, NEGATIVE)).all():
+    if not np.isin(train.label, _LABELS).all():
         raise DataError("validation is carved from labeled reviews only")
     wanted = round(len(train) * fraction)
     if wanted < 1 or wanted >= len(train):
         raise DataError(f"{len(train)} reviews are too few to carve a validation fraction of {fraction}")
     rng = np.random.default_rng(seed)
-    if all(train.movie):
-        in_validation = _whole_movies(train.movie, wanted, rng)
-    else:
-        in_validation = _stratified(train.label, fraction, rng)
-    if in_validation.all() or not in_validation.any():
-        raise DataError(f"{len(train)} reviews of {len(set(train.movie))} movies cannot be split {fraction:.0%} / rest")
+    in_validation = _whole_movies(train, fraction, rng) if all(train.movie) else _stratified(train.label, fraction, rng)
+    for part, rows in (("validation", in_validation), ("the rest", ~in_validation)):
+        if set(train.label[rows].tolist()) != set(train.label.tolist()):
+            raise DataError(
+                f"{len(train)} reviews of {len(set(train.movie))} movies cannot be split {fraction:.0%} / rest "
+                f"with both labels in each part ({part} would lack one)"
+            )
     return train.take(np.flatnonzero(~in_validation)), train.take(np.flatnonzero(in_validation))
 
 
-def _whole_movies(movies: list[str], wanted: int, rng: np.random.Generator) -> np.ndarray:
-    """Movies in seeded random order go to validation until it holds `wanted` reviews or more."""
-    names, movie_of_row, reviews_per_movie = np.unique(movies, return_inverse=True, return_counts=True)
-    order = rng.permutation(len(names))
-    taken = order[: int(np.searchsorted(np.cumsum(reviews_per_movie[order]), wanted)) + 1]
+def _whole_movies(train: ReviewTable, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Whole movies, in seeded random order, join validation while they fit what each label still
+    needs (`fraction` of its reviews), so validation keeps train's balance of labels."""
+    names, movie_of_row = np.unique(train.movie, return_inverse=True)
+    per_movie = {label: np.bincount(movie_of_row[train.label == label], minlength=len(names)) for label in _LABELS}
+    needed = {label: round(int(counts.sum()) * fraction) for label, counts in per_movie.items()}
     chosen = np.zeros(len(names), dtype=bool)
-    chosen[taken] = True
+    for movie in rng.permutation(len(names)):
+        if all(per_movie[label][movie] <= needed[label] for label in _LABELS):
+            chosen[movie] = True
+            for label in _LABELS:
+                needed[label] -= int(per_movie[label][movie])
+            if not any(needed.values()):
+                break
     return chosen[movie_of_row]
 
 
 def _stratified(labels: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
     """The same fraction of each label, rows drawn at random."""
     in_validation = np.zeros(len(labels), dtype=bool)
-    for label in (POSITIVE, NEGATIVE):
+    for label in _LABELS:
         rows = np.flatnonzero(labels == label)
         in_validation[rng.permutation(rows)[: round(len(rows) * fraction)]] = True
     return in_validation
