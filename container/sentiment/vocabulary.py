@@ -7,7 +7,7 @@ Pure: `to_json`/`from_json` convert, callers read and write files. Imports nothi
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -83,6 +83,11 @@ class Vocabulary:
 
     def __len__(self) -> int:
         return len(self.tokens)
+
+    @property
+    def index(self) -> Mapping[str, int]:
+        """Token -> id for every token but the reserved two (read-only use)."""
+        return self._index
 
     def __contains__(self, token: object) -> bool:
         return token in self._index

@@ -60,6 +60,17 @@ def read_channel(directory: Path, channel: str, cache_dir: Path | None = None) -
     return table
 
 
+def read_labeled(path: Path, cache_dir: Path | None = None) -> ReviewTable:
+    """Labeled reviews from a channel folder or a single channel file (an aclImdb source gives its test split)."""
+    path = Path(path)
+    if path.is_file():
+        table = _read_source(path, "test", cache_dir)
+        if len(table) == 0:
+            raise DataError(f"{path} holds no reviews")
+        return table
+    return read_channel(path, "test", cache_dir)
+
+
 def write_channel(table: ReviewTable, directory: Path, channel: str, format: ChannelFormat = "jsonl") -> Path:
     """Write `table` as `<directory>/<channel>.<format>`, atomically; returns the file's path."""
     if format not in CHANNEL_FORMATS:

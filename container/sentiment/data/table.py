@@ -7,6 +7,7 @@ and never unpickles anything.
 
 from __future__ import annotations
 
+import hashlib
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -95,6 +96,13 @@ class ReviewTable:
 
     def where_split(self, split: str) -> ReviewTable:
         return self.take([i for i, name in enumerate(self.split) if name == split])
+
+    def digest(self) -> str:
+        """sha256 of the labels and texts, in order: identifies the data a model was trained on."""
+        digest = hashlib.sha256()
+        for label, text in zip(self.label.tolist(), self.text, strict=True):
+            digest.update(f"{label}\0{text}\0".encode())
+        return digest.hexdigest()
 
     def label_counts(self) -> dict[str, int]:
         """Reviews per label name ("positive", "negative", "unlabeled")."""

@@ -1,0 +1,100 @@
+"""Word n-gram features for the linear model, computed with numpy over a whole corpus at once.
+
+Tokens become ids through a vocabulary; an n-gram of ids becomes one int64 key (n in the top bits,
+20 bits per id), so n-grams are counted and looked up with sorts and binary searches instead of
+millions of Python strings. Pure: no torch, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+ID_BITS = 20  # ids below 2**20: IMDb's training reviews hold about 100,000 distinct tokens
+MAX_N = 3  # 3 ids of 20 bits and n in 4 bits fit in an int64 key
+UNKNOWN = 0  # the id of tokens outside the vocabulary; n-grams containing it are dropped
+
+
+def token_ids(token_lists: Sequence[Sequence[str]], index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """All reviews' token ids in one array, and the review each position belongs to."""
+    get = index.get
+    ids = np.fromiter((get(token, UNKNOWN) for tokens in token_lists for token in tokens), dtype=np.int64)
+    review_of = np.repeat(np.arange(len(token_lists), dtype=np.int64), [len(tokens) for tokens in token_lists])
+    return ids, review_of
+
+
+def ngram_keys(ids: np.ndarray, review_of: np.ndarray, max_n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keys of every 1..max_n-gram that lies inside one review and has no unknown token,
+    with the review of each key."""
+    if not 1 <= max_n <= MAX_N:
+        raise ValueError(f"n-grams of length 1 to {MAX_N} are supported, not {max_n}")
+    keys, reviews = [], []
+    for n in range(1, max_n + 1):
+        count = len(ids) - n + 1
+        if count <= 0:
+            continue
+        key = np.full(count, n << (ID_BITS * MAX_N), dtype=np.int64)
+        valid = np.ones(count, dtype=bool)
+        for offset in range(n):
+            part = ids[offset : offset + count]
+            key |= part << (ID_BITS * (n - 1 - offset))
+            valid &= part != UNKNOWN
+        valid &= review_of[:count] == review_of[n - 1 : n - 1 + count]
+        keys.append(key[valid])
+        reviews.append(review_of[:count][valid])
+    if not keys:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(keys), np.concatenate(reviews)
+
+
+def distinct_per_review(keys: np.ndarray, reviews: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each (review, key) pair once: features are binary (present or not), as NBSVM's are."""
+    order = np.lexsort((keys, reviews))
+    keys, reviews = keys[order], reviews[order]
+    first = np.ones(len(keys), dtype=bool)
+    first[1:] = (keys[1:] != keys[:-1]) | (reviews[1:] != reviews[:-1])
+    return keys[first], reviews[first]
+
+
+@dataclass(frozen=True)
+class FeatureSpace:
+    """The n-gram keys that are features (sorted) and their naive-Bayes log-count ratios."""
+
+    keys: np.ndarray  # int64, sorted
+    ratios: np.ndarray  # float32, log((p / |p|) / (q / |q|)) with add-one smoothing
+
+    @classmethod
+    def fit(cls, keys: np.ndarray, reviews: np.ndarray, labels: np.ndarray, min_count: int) -> FeatureSpace:
+        """Keep keys found in at least `min_count` training reviews; ratios from positive vs negative.
+
+        `keys` and `reviews` hold each (review, key) pair once (see `distinct_per_review`).
+        """
+        distinct, counts = np.unique(keys, return_counts=True)
+        kept = distinct[counts >= min_count]
+        positive = labels[reviews] == 1
+        feature, known = find(kept, keys)
+        p = 1.0 + np.bincount(feature[known & positive], minlength=len(kept))
+        q = 1.0 + np.bincount(feature[known & ~positive], minlength=len(kept))
+        ratios = np.log((p / p.sum()) / (q / q.sum())).astype(np.float32)
+        return cls(keys=kept, ratios=ratios)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def lookup(self, keys: np.ndarray, reviews: np.ndarray, review_count: int) -> tuple[np.ndarray, np.ndarray]:
+        """Feature ids of each review, flat and in review order, and where each review starts."""
+        feature, known = find(self.keys, keys)
+        feature, reviews = feature[known], reviews[known]
+        order = np.argsort(reviews, kind="stable")
+        offsets = np.searchsorted(reviews[order], np.arange(review_count))
+        return feature[order], offsets
+
+
+def find(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Position of each key in `sorted_keys`, and whether it is there at all."""
+    position = np.searchsorted(sorted_keys, keys)
+    found = position < len(sorted_keys)
+    found[found] &= sorted_keys[position[found]] == keys[found]
+    return position, found

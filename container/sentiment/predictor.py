@@ -1,0 +1,149 @@
+"""`Predictor`: texts in, `Prediction`s out, with exactly the preprocessing the model was trained with.
+
+Every model family (lstm, linear, ensemble) answers `predict(texts)` the same way; training's
+evaluation, batch scoring and the HTTP server all call it, so nothing downstream re-implements
+tokenization or encoding. Imports no training or serving code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from sentiment.model import LSTMClassifier
+from sentiment.ngrams import distinct_per_review, find, ngram_keys, token_ids
+from sentiment.text import tokenizer_from_settings
+from sentiment.vocabulary import EncodedBatch, Truncation, Vocabulary, encode_batch
+
+LABELS = ("negative", "positive")
+INFERENCE_TOKENS_PER_BATCH = 32_768  # LSTM batches are cut by tokens, not reviews: long reviews come in fewer
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One review's verdict: `label` ("positive"/"negative") and `score`, the probability of positive."""
+
+    label: Literal["positive", "negative"]
+    score: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"label": self.label, "score": self.score}
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How tokens become the LSTM's fixed-length input."""
+
+    max_length: int
+    truncation: Truncation
+
+    def encode(self, vocabulary: Vocabulary, token_lists: Sequence[Sequence[str]]) -> EncodedBatch:
+        return encode_batch(vocabulary, token_lists, self.max_length, self.truncation)
+
+
+@dataclass(frozen=True)
+class LinearScorer:
+    """The trained n-gram model folded for inference: one coefficient (weight x NB ratio) per n-gram key."""
+
+    keys: np.ndarray  # int64, sorted n-gram keys (see sentiment.ngrams)
+    coefficients: np.ndarray  # float32, one per key
+    bias: float
+    max_n: int
+
+    def logits(self, vocabulary: Vocabulary, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
+        ids, review_of = token_ids(token_lists, vocabulary.index)
+        keys, reviews = distinct_per_review(*ngram_keys(ids, review_of, self.max_n))
+        position, found = find(self.keys, keys)
+        sums = np.bincount(reviews[found], weights=self.coefficients[position[found]], minlength=len(token_lists))
+        return sums + self.bias
+
+
+@dataclass(frozen=True)
+class EnsembleWeights:
+    """logit = lstm * lstm_logit + linear * linear_logit + bias, fitted on the validation split."""
+
+    lstm: float
+    linear: float
+    bias: float
+
+
+class Predictor:
+    """A trained model with its text pipeline. Build it with `sentiment.artifacts.load_model` or training."""
+
+    def __init__(
+        self,
+        family: Literal["lstm", "linear", "ensemble"],
+        tokenizer: dict[str, Any],
+        vocabulary: Vocabulary,
+        encoding: Encoding,
+        lstm: LSTMClassifier | None = None,
+        linear: LinearScorer | None = None,
+        ensemble: EnsembleWeights | None = None,
+    ) -> None:
+        needs = {"lstm": (lstm,), "linear": (linear,), "ensemble": (lstm, linear, ensemble)}[family]
+        if any(part is None for part in needs):
+            raise ValueError(
+                f"a {family} predictor needs its "
+                f"{'LSTM, linear model and weights' if family == 'ensemble' else family} part"
+            )
+        self.family = family
+        self.tokenizer_settings = tokenizer
+        self.tokenize = tokenizer_from_settings(tokenizer)
+        self.vocabulary = vocabulary
+        self.encoding = encoding
+        self.lstm = lstm.eval() if lstm is not None else None
+        self.linear = linear
+        self.ensemble = ensemble
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """A `Prediction` per text, in order."""
+        return [Prediction(label=LABELS[int(score >= 0.5)], score=float(score)) for score in self.predict_proba(texts)]
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """The probability that each text is positive."""
+        return 1.0 / (1.0 + np.exp(-self.logits(texts)))
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        token_lists = [self.tokenize(text) for text in texts]
+        return self.logits_of_tokens(token_lists)
+
+    def logits_of_tokens(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
+        parts = self.part_logits(token_lists)
+        if self.family != "ensemble":
+            return parts[self.family]
+        assert self.ensemble is not None
+        return self.ensemble.lstm * parts["lstm"] + self.ensemble.linear * parts["linear"] + self.ensemble.bias
+
+    def part_logits(self, token_lists: Sequence[Sequence[str]]) -> dict[str, np.ndarray]:
+        """Each component's logits, as the ensemble combines them."""
+        parts = {}
+        if self.lstm is not None:
+            parts["lstm"] = lstm_logits(self.lstm, self.encoding.encode(self.vocabulary, token_lists))
+        if self.linear is not None:
+            parts["linear"] = self.linear.logits(self.vocabulary, token_lists)
+        return parts
+
+
+def lstm_logits(model: LSTMClassifier, encoded: EncodedBatch, device: torch.device | None = None) -> np.ndarray:
+    """The LSTM's logits for an encoded batch, run in length-sorted chunks (little padding)."""
+    device = device or next(model.parameters()).device
+    logits = np.zeros(len(encoded.lengths), dtype=np.float64)
+    order = np.argsort(-encoded.lengths, kind="stable")
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode():
+        start = 0
+        while start < len(order):
+            longest = int(encoded.lengths[order[start]])
+            size = max(1, INFERENCE_TOKENS_PER_BATCH // longest)
+            rows = order[start : start + size]
+            ids = torch.from_numpy(encoded.ids[rows, :longest].astype(np.int64)).to(device)
+            lengths = torch.from_numpy(encoded.lengths[rows])
+            logits[rows] = model(ids, lengths).float().cpu().numpy()
+            start += size
+    model.train(was_training)
+    return logits

@@ -1,0 +1,470 @@
+"""Training: texts to a fitted `Predictor` (LSTM loop, linear fit, ensemble weights), resumable.
+
+Read top to bottom: `fit` prepares tokens and the vocabulary once, then trains what the model family
+needs, each stage checkpointed so a restarted job continues where it stopped. Progress goes to a
+`report` callback as stable `key=value` lines that SageMaker metric definitions can match.
+Imports no serving code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import hashlib
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from sentiment.checkpoints import (
+    Checkpoint,
+    CheckpointStore,
+    optimizer_from_checkpoint,
+    optimizer_to_checkpoint,
+)
+from sentiment.data.table import ReviewTable
+from sentiment.hyperparameters import Hyperparameters
+from sentiment.model import LinearConfig, LSTMClassifier, LSTMConfig, NgramLinear
+from sentiment.ngrams import FeatureSpace, distinct_per_review, ngram_keys, token_ids
+from sentiment.predictor import Encoding, EnsembleWeights, LinearScorer, Predictor, lstm_logits
+from sentiment.text import get_tokenizer, tokenizer_settings
+from sentiment.vectors import ppmi_svd_vectors
+from sentiment.vocabulary import EncodedBatch, Vocabulary
+
+Report = Callable[[str], None]
+
+WARMUP_SHARE = 0.1  # of all steps, for the one-cycle schedule: Adam's early steps are noisy
+LENGTH_BUCKET_BATCHES = 50  # batches sorted by length together: little padding, still shuffled
+
+
+@dataclass
+class TrainingResult:
+    predictor: Predictor
+    history: list[dict[str, float]] = field(default_factory=list)  # one entry per LSTM epoch
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    validation: dict[str, float] = field(default_factory=dict)  # accuracy of each part on validation
+
+
+def fit(
+    hp: Hyperparameters,
+    train: ReviewTable,
+    validation: ReviewTable,
+    unlabeled: ReviewTable | None = None,
+    checkpoints: CheckpointStore | None = None,
+    report: Report = print,
+) -> TrainingResult:
+    """Train `hp.model` on `train`, selecting and weighting on `validation`."""
+    store = checkpoints or CheckpointStore(None, job="")
+    timings: dict[str, float] = {}
+    with _timed(timings, "tokenize"):
+        tokenize = get_tokenizer(hp.tokenizer)
+        train_tokens = [tokenize(text) for text in train.text]
+        validation_tokens = [tokenize(text) for text in validation.text]
+        vocabulary = Vocabulary.build(train_tokens, tokenizer_settings(hp.tokenizer), hp.vocab_size, hp.min_count)
+    report(f"vocabulary: {len(vocabulary):,} words from {len(train):,} training reviews")
+    encoding = Encoding(hp.max_length, hp.truncation)
+
+    unlabeled_texts = unlabeled.text if unlabeled is not None else []
+
+    @functools.cache
+    def unlabeled_tokens() -> list[list[str]]:  # tokenized once, when first needed
+        return [tokenize(text) for text in unlabeled_texts]
+
+    lstm = linear = None
+    history: list[dict[str, float]] = []
+    if hp.model in ("lstm", "ensemble"):
+        vectors = None
+        if hp.pretrained_vectors:
+            with _timed(timings, "vectors"):
+                vectors = word_vectors(hp, vocabulary, train_tokens, unlabeled_tokens, store, report)
+        with _timed(timings, "lstm"):
+            train_ids = encoding.encode(vocabulary, train_tokens)
+            validation_ids = encoding.encode(vocabulary, validation_tokens)
+            lstm, history = train_lstm(
+                hp, train_ids, train.label, validation_ids, validation.label, vectors, store, report
+            )
+    if hp.model in ("linear", "ensemble"):
+        with _timed(timings, "linear"):
+            linear = train_linear(hp, vocabulary, train_tokens, train.label, store, report)
+
+    predictor, scores = assemble(hp, vocabulary, encoding, lstm, linear, validation_tokens, validation.label, report)
+    if hp.model == "ensemble" and hp.pseudo_labels and unlabeled_texts:
+        # Second round: the first ensemble labels the unlabeled reviews and the linear model learns
+        # from them as well as from train; the LSTM's judgement reaches the n-gram weights.
+        with _timed(timings, "pseudo_labels"):
+            pseudo = teacher_labels(predictor, unlabeled_tokens(), store)
+            report(
+                f"pseudo-labels: {len(pseudo):,} unlabeled reviews, {pseudo.mean():.1%} positive by the first ensemble"
+            )
+            tokens = [*train_tokens, *unlabeled_tokens()]
+            labels = np.concatenate([train.label, pseudo]).astype(np.int8)
+            linear = train_linear(hp, vocabulary, tokens, labels, store, report, "linear_student", len(train_tokens))
+        predictor, scores = assemble(
+            hp, vocabulary, encoding, lstm, linear, validation_tokens, validation.label, report
+        )
+    return TrainingResult(predictor=predictor, history=history, timings=timings, validation=scores)
+
+
+def assemble(
+    hp: Hyperparameters,
+    vocabulary: Vocabulary,
+    encoding: Encoding,
+    lstm: LSTMClassifier | None,
+    linear: LinearScorer | None,
+    validation_tokens: Sequence[Sequence[str]],
+    validation_labels: np.ndarray,
+    report: Report,
+) -> tuple[Predictor, dict[str, float]]:
+    """The predictor of `hp.model` (ensemble weights fitted here) and each part's validation accuracy."""
+    parts = {}
+    if lstm is not None:
+        parts["lstm"] = lstm_logits(lstm, encoding.encode(vocabulary, validation_tokens))
+    if linear is not None:
+        parts["linear"] = linear.logits(vocabulary, validation_tokens)
+    ensemble = None
+    if hp.model == "ensemble":
+        ensemble = fit_ensemble(parts["lstm"], parts["linear"], validation_labels)
+        report(f"ensemble: logit = {ensemble.lstm:.3f} lstm + {ensemble.linear:.3f} linear + {ensemble.bias:.3f}")
+        parts["ensemble"] = ensemble.lstm * parts["lstm"] + ensemble.linear * parts["linear"] + ensemble.bias
+    predictor = Predictor(hp.model, vocabulary.tokenizer, vocabulary, encoding, lstm, linear, ensemble)
+    scores = {name: accuracy(logits, validation_labels) for name, logits in parts.items()}
+    report(" ".join(f"val_acc_{name}={value:.4f}" for name, value in scores.items()))
+    return predictor, scores
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    started = time.perf_counter()
+    yield
+    timings[stage] = time.perf_counter() - started
+
+
+def job_fingerprint(hp: Hyperparameters, *tables: ReviewTable | None) -> str:
+    """Identifies a job's settings and data, so checkpoints are resumed only by the same job."""
+    digests = [table.digest() if table is not None else "none" for table in tables]
+    return hashlib.sha256(json.dumps([asdict(hp), digests], sort_keys=True).encode()).hexdigest()
+
+
+def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean((logits >= 0) == (labels == 1)))
+
+
+# -- word vectors -----------------------------------------------------------------------------------
+
+
+def word_vectors(
+    hp: Hyperparameters,
+    vocabulary: Vocabulary,
+    train_tokens: Sequence[Sequence[str]],
+    unlabeled_tokens: Callable[[], Sequence[Sequence[str]]],
+    store: CheckpointStore,
+    report: Report,
+) -> np.ndarray:
+    """PPMI-SVD vectors of the vocabulary's words from train and unlabeled reviews (checkpointed)."""
+    checkpoint = store.load("vectors")
+    if checkpoint is not None:
+        report("resumed: word vectors (checkpoint)")
+        return checkpoint.tensors["vectors"].numpy()
+    token_lists = [*train_tokens, *unlabeled_tokens()]
+    ids, review_of = token_ids(token_lists, vocabulary.index)
+    vectors = ppmi_svd_vectors(ids, review_of, len(vocabulary), hp.embedding_dim, seed=hp.seed)
+    store.save("vectors", {"vectors": torch.from_numpy(vectors)}, {})
+    report(f"vectors: {vectors.shape[1]}-dimensional from {len(token_lists):,} reviews")
+    return vectors
+
+
+# -- the LSTM ---------------------------------------------------------------------------------------
+
+
+def choose_device(preference: str) -> torch.device:
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device=cuda was asked for, but no CUDA device is available")
+    if preference == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda")
+
+
+def length_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Row indices in batches of similar length (little padding), in random order."""
+    order = rng.permutation(len(lengths))
+    batches = []
+    chunk = batch_size * LENGTH_BUCKET_BATCHES
+    for start in range(0, len(order), chunk):
+        part = order[start : start + chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches.extend(part[i : i + batch_size] for i in range(0, len(part), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def learning_rate_at(step: int, total_steps: int, hp: Hyperparameters) -> float:
+    """Constant, or one cycle: linear warm-up over the first tenth, then cosine decay to zero."""
+    if hp.schedule == "constant":
+        return hp.learning_rate
+    warmup = max(1, int(total_steps * WARMUP_SHARE))
+    if step < warmup:
+        return hp.learning_rate * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total_steps - warmup)
+    return hp.learning_rate * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def train_lstm(
+    hp: Hyperparameters,
+    train: EncodedBatch,
+    train_labels: np.ndarray,
+    validation: EncodedBatch,
+    validation_labels: np.ndarray,
+    vectors: np.ndarray | None,
+    store: CheckpointStore,
+    report: Report,
+) -> tuple[LSTMClassifier, list[dict[str, float]]]:
+    """Train the LSTM for up to `hp.epochs`, keeping the epoch with the best validation accuracy
+    (or the last epoch when `hp.patience` is 0). Checkpoints after every epoch."""
+    torch.manual_seed(hp.seed)
+    device = choose_device(hp.device)
+    config = LSTMConfig(
+        vocab_size=int(train.ids.max(initial=1)) + 1 if vectors is None else len(vectors),
+        embedding_dim=hp.embedding_dim,
+        hidden_dim=hp.hidden_dim,
+        layers=hp.layers,
+        bidirectional=hp.bidirectional,
+        pooling=hp.pooling,
+        dropout=hp.dropout,
+        embedding_dropout=hp.embedding_dropout,
+        word_dropout=hp.word_dropout,
+    )
+    model = LSTMClassifier(config)
+    if vectors is not None:
+        with torch.no_grad():
+            model.embedding.weight.copy_(torch.from_numpy(vectors))
+    model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=hp.learning_rate, weight_decay=hp.weight_decay)
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+    rng = np.random.default_rng(hp.seed)
+    fixed_batches = None if hp.shuffle_each_epoch else length_batches(train.lengths, hp.batch_size, rng)
+    steps_per_epoch = math.ceil(len(train_labels) / hp.batch_size)
+    state = _LSTMState(best_weights=copy.deepcopy(model.state_dict()))
+
+    checkpoint = store.load("lstm")
+    if checkpoint is not None:
+        state = _resume_lstm(checkpoint, model, optimizer, rng)
+        report(f"resumed: the LSTM continues after epoch {state.epoch} (checkpoint)")
+
+    labels = torch.from_numpy(train_labels.astype(np.float32))
+    for epoch in range(state.epoch + 1, hp.epochs + 1):
+        started = time.perf_counter()
+        batches = fixed_batches if fixed_batches is not None else length_batches(train.lengths, hp.batch_size, rng)
+        model.train()
+        total_loss = 0.0
+        for number, rows in enumerate(
+            tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not sys.stderr.isatty())
+        ):
+            step = (epoch - 1) * steps_per_epoch + number
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate_at(step, hp.epochs * steps_per_epoch, hp) * group.get("lr_scale", 1.0)
+            longest = int(train.lengths[rows].max())
+            ids = torch.from_numpy(train.ids[rows, :longest].astype(np.int64)).to(device)
+            lengths = torch.from_numpy(train.lengths[rows])
+            with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
+                loss = F.binary_cross_entropy_with_logits(model(ids, lengths), labels[rows].to(device))
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if hp.grad_clip > 0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), hp.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            total_loss += loss.item() * len(rows)
+        logits = lstm_logits(model, validation, device)
+        val_loss = float(
+            F.binary_cross_entropy_with_logits(
+                torch.from_numpy(logits), torch.from_numpy(validation_labels.astype(np.float64))
+            )
+        )
+        record = {
+            "epoch": epoch,
+            "train_loss": total_loss / len(train_labels),
+            "val_loss": val_loss,
+            "val_acc": accuracy(logits, validation_labels),
+            "learning_rate": optimizer.param_groups[0]["lr"],
+            "seconds": time.perf_counter() - started,
+        }
+        state.history.append(record)
+        report(
+            f"epoch={epoch} train_loss={record['train_loss']:.4f} val_loss={val_loss:.4f} "
+            f"val_acc={record['val_acc']:.4f} seconds={record['seconds']:.1f}"
+        )
+        state.epoch = epoch
+        if record["val_acc"] > state.best_accuracy:
+            state.best_accuracy, state.stale = record["val_acc"], 0
+            state.best_weights = copy.deepcopy(model.state_dict())
+        else:
+            state.stale += 1
+        _save_lstm(store, state, model, optimizer, rng)
+        if hp.patience and state.stale >= hp.patience:
+            report(f"early stop: no better validation accuracy for {state.stale} epochs")
+            break
+    if hp.patience:
+        model.load_state_dict(state.best_weights)
+    return model.cpu().eval(), state.history
+
+
+@dataclass
+class _LSTMState:
+    """What an LSTM checkpoint restores besides weights and optimizer."""
+
+    epoch: int = 0
+    best_accuracy: float = -1.0
+    stale: int = 0
+    best_weights: dict[str, torch.Tensor] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _save_lstm(
+    store: CheckpointStore,
+    state: _LSTMState,
+    model: LSTMClassifier,
+    optimizer: torch.optim.Optimizer,
+    rng: np.random.Generator,
+) -> None:
+    optimizer_tensors, optimizer_document = optimizer_to_checkpoint(optimizer)
+    tensors = {
+        **{f"model.{name}": value for name, value in model.state_dict().items()},
+        **{f"best.{name}": value for name, value in state.best_weights.items()},
+        **optimizer_tensors,
+        "rng.torch": torch.random.get_rng_state(),
+    }
+    document = {
+        "epoch": state.epoch,
+        "best_accuracy": state.best_accuracy,
+        "stale": state.stale,
+        "history": state.history,
+        "optimizer": optimizer_document,
+        "rng_numpy": rng.bit_generator.state,
+    }
+    store.save("lstm", tensors, document)
+
+
+def _resume_lstm(
+    checkpoint: Checkpoint, model: LSTMClassifier, optimizer: torch.optim.Optimizer, rng: np.random.Generator
+) -> _LSTMState:
+    def prefixed(prefix: str) -> dict[str, torch.Tensor]:
+        return {name[len(prefix) :]: value for name, value in checkpoint.tensors.items() if name.startswith(prefix)}
+
+    model.load_state_dict(prefixed("model."))
+    optimizer_from_checkpoint(optimizer, checkpoint)
+    torch.random.set_rng_state(checkpoint.tensors["rng.torch"])
+    rng.bit_generator.state = checkpoint.document["rng_numpy"]
+    return _LSTMState(
+        epoch=checkpoint.document["epoch"],
+        best_accuracy=checkpoint.document["best_accuracy"],
+        stale=checkpoint.document["stale"],
+        best_weights=prefixed("best."),
+        history=checkpoint.document["history"],
+    )
+
+
+# -- the linear model -------------------------------------------------------------------------------
+
+
+def train_linear(
+    hp: Hyperparameters,
+    vocabulary: Vocabulary,
+    token_lists: Sequence[Sequence[str]],
+    labels: np.ndarray,
+    store: CheckpointStore,
+    report: Report,
+    stage: str = "linear",
+    labeled_reviews: int | None = None,
+) -> LinearScorer:
+    """NB-weighted logistic regression on binary 1..ngram_max-grams, fitted by L-BFGS.
+
+    The n-gram features and their naive-Bayes ratios come from the first `labeled_reviews` reviews
+    (default: all); the weights are fitted on every review, so pseudo-labeled ones can follow.
+    """
+    checkpoint = store.load(stage)
+    if checkpoint is not None:
+        report(f"resumed: {stage} (checkpoint)")
+        return LinearScorer(
+            keys=checkpoint.tensors["keys"].numpy(),
+            coefficients=checkpoint.tensors["coefficients"].numpy(),
+            bias=float(checkpoint.document["bias"]),
+            max_n=hp.ngram_max,
+        )
+    labeled = len(token_lists) if labeled_reviews is None else labeled_reviews
+    ids, review_of = token_ids(token_lists, vocabulary.index)
+    keys, reviews = distinct_per_review(*ngram_keys(ids, review_of, hp.ngram_max))
+    own = reviews < labeled
+    space = FeatureSpace.fit(keys[own], reviews[own], labels[:labeled], hp.ngram_min_count)
+    features, offsets = space.lookup(keys, reviews, len(token_lists))
+    torch.manual_seed(hp.seed)
+    model = NgramLinear(LinearConfig(features=max(1, len(space))))
+    model.ratio.copy_(torch.from_numpy(space.ratios) if len(space) else torch.zeros(1))
+    features_t, offsets_t = torch.from_numpy(features), torch.from_numpy(offsets)
+    targets = torch.from_numpy(labels.astype(np.float32))
+    optimizer = torch.optim.LBFGS(
+        model.parameters(), lr=1.0, max_iter=200, history_size=20, line_search_fn="strong_wolfe"
+    )
+
+    def objective() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = F.binary_cross_entropy_with_logits(model(features_t, offsets_t), targets)
+        loss = loss + hp.l2 * model.weight.weight.square().sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(objective)
+    with torch.no_grad():
+        train_logits = model(features_t, offsets_t)
+        loss = F.binary_cross_entropy_with_logits(train_logits, targets).item()
+        coefficients = (model.weight.weight[:, 0] * model.ratio).numpy().astype(np.float32)
+    train_accuracy = accuracy(train_logits.numpy(), labels)
+    report(
+        f"{stage}: {len(space):,} n-gram features, {len(token_lists):,} reviews, "
+        f"train_loss={loss:.4f} train_acc={train_accuracy:.4f}"
+    )
+    scorer = LinearScorer(keys=space.keys, coefficients=coefficients, bias=model.bias.item(), max_n=hp.ngram_max)
+    store.save(
+        stage,
+        {"keys": torch.from_numpy(scorer.keys), "coefficients": torch.from_numpy(scorer.coefficients)},
+        {"bias": scorer.bias},
+    )
+    return scorer
+
+
+def teacher_labels(predictor: Predictor, token_lists: Sequence[Sequence[str]], store: CheckpointStore) -> np.ndarray:
+    """The first ensemble's verdicts (1/0) on the unlabeled reviews (checkpointed: LSTM inference is slow)."""
+    checkpoint = store.load("teacher")
+    if checkpoint is not None:
+        return checkpoint.tensors["labels"].numpy()
+    labels = (predictor.logits_of_tokens(token_lists) >= 0).astype(np.int8)
+    store.save("teacher", {"labels": torch.from_numpy(labels)}, {})
+    return labels
+
+
+# -- the ensemble -----------------------------------------------------------------------------------
+
+
+def fit_ensemble(lstm: np.ndarray, linear: np.ndarray, labels: np.ndarray) -> EnsembleWeights:
+    """Logistic regression of the label on the two models' logits (validation split)."""
+    inputs = torch.from_numpy(np.stack([lstm, linear], axis=1)).float()
+    targets = torch.from_numpy(labels.astype(np.float32))
+    weights = torch.full((2,), 0.5, requires_grad=True)
+    bias = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.LBFGS([weights, bias], lr=1.0, max_iter=200, line_search_fn="strong_wolfe")
+
+    def objective() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = F.binary_cross_entropy_with_logits(inputs @ weights + bias, targets) + 1e-3 * weights.square().sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(objective)
+    return EnsembleWeights(lstm=weights[0].item(), linear=weights[1].item(), bias=bias.item())

@@ -1,0 +1,106 @@
+"""sentiment.artifacts: round trips give identical predictions; altered or damaged files are refused."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sentiment.artifacts import MANIFEST, VOCABULARY, WEIGHTS, ArtifactError, load_model, save_model
+from sentiment.hyperparameters import parse_hyperparameters
+from sentiment.predictor import Predictor
+from sentiment.training import fit
+from tests.test_training import SMALL, made_up
+
+TEXTS = ["A wonderful, moving masterpiece.", "Dreadful and boring.", "", "good " * 2000, "<script>x</script> 日本語"]
+
+
+@pytest.fixture(scope="module")
+def ensemble() -> Predictor:
+    hp = parse_hyperparameters([*SMALL, "--model", "ensemble", "--epochs", "2"])
+    return fit(hp, made_up(160, 1), made_up(60, 2), report=lambda line: None).predictor
+
+
+@pytest.fixture
+def saved(tmp_path: Path, ensemble: Predictor) -> Path:
+    save_model(ensemble, tmp_path / "model")
+    return tmp_path / "model"
+
+
+def test_a_saved_model_predicts_exactly_as_before(saved: Path, ensemble: Predictor) -> None:
+    loaded = load_model(saved)
+    assert loaded.family == "ensemble"
+    assert np.array_equal(loaded.logits(TEXTS), ensemble.logits(TEXTS))
+    assert [p.label for p in loaded.predict(TEXTS)] == [p.label for p in ensemble.predict(TEXTS)]
+    assert sorted(p.name for p in saved.iterdir()) == [MANIFEST, VOCABULARY, WEIGHTS]
+
+
+def test_a_model_tarball_loads_like_the_folder(saved: Path, ensemble: Predictor, tmp_path: Path) -> None:
+    # SageMaker packs /opt/ml/model as model.tar.gz with members named "./model.json" and so on.
+    with tarfile.open(tmp_path / "model.tar.gz", "w:gz") as archive:
+        archive.add(saved, arcname=".")
+    assert np.array_equal(load_model(tmp_path / "model.tar.gz").logits(TEXTS), ensemble.logits(TEXTS))
+
+
+def test_half_precision_weights_stay_close(tmp_path: Path, ensemble: Predictor) -> None:
+    save_model(ensemble, tmp_path / "half", half=True)
+    full_size = sum(len(p.read_bytes()) for p in (tmp_path / "half").iterdir())
+    assert json.loads((tmp_path / "half" / MANIFEST).read_text())["weights_dtype"] == "float16"
+    assert np.allclose(load_model(tmp_path / "half").predict_proba(TEXTS), ensemble.predict_proba(TEXTS), atol=2e-3)
+    assert full_size > 0
+
+
+@pytest.mark.parametrize("family", ["lstm", "linear"])
+def test_single_families_round_trip(tmp_path: Path, family: str) -> None:
+    hp = parse_hyperparameters([*SMALL, "--model", family, "--epochs", "1"])
+    predictor = fit(hp, made_up(80, 1), made_up(40, 2), report=lambda line: None).predictor
+    save_model(predictor, tmp_path / family)
+    assert np.array_equal(load_model(tmp_path / family).logits(TEXTS), predictor.logits(TEXTS))
+
+
+def flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda d: flip_a_byte(d / WEIGHTS), "weights.safetensors does not match the checksum"),
+        (lambda d: flip_a_byte(d / VOCABULARY), "vocabulary.json does not match the checksum"),
+        (lambda d: (d / WEIGHTS).write_bytes((d / WEIGHTS).read_bytes()[:100]), "does not match the checksum"),
+        (lambda d: (d / MANIFEST).unlink(), "model.json missing"),
+        (lambda d: (d / MANIFEST).write_text("{not json"), "model.json: not valid UTF-8 JSON"),
+        (lambda d: (d / MANIFEST).write_text('{"format": "pickle"}'), "does not describe a sentiment-model"),
+    ],
+    ids=["weights", "vocabulary", "truncated", "no-manifest", "manifest-json", "other-format"],
+)
+def test_altered_or_damaged_models_are_refused(saved: Path, damage, message: str) -> None:
+    damage(saved)
+    with pytest.raises(ArtifactError, match=message):
+        load_model(saved)
+
+
+def test_a_manifest_edited_to_match_other_weights_is_still_checked(saved: Path, tmp_path: Path) -> None:
+    manifest = json.loads((saved / MANIFEST).read_text())
+    manifest["version"] = 99
+    (saved / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="model format version 99"):
+        load_model(saved)
+    manifest["version"] = 1
+    manifest["lstm"]["hidden_dim"] = 7  # checksums still match, the shapes do not
+    (saved / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="do not fit together"):
+        load_model(saved)
+
+
+def test_missing_and_unreadable_sources_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ArtifactError, match="no such model folder"):
+        load_model(tmp_path / "nothing")
+    (tmp_path / "model.tar.gz").write_bytes(b"not a tarball")
+    with pytest.raises(ArtifactError, match="not a readable model.tar.gz"):
+        load_model(tmp_path / "model.tar.gz")

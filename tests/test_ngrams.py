@@ -1,0 +1,61 @@
+"""sentiment.ngrams: n-gram keys, binarised counts, naive-Bayes ratios and lookups."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sentiment.ngrams import ID_BITS, MAX_N, FeatureSpace, distinct_per_review, find, ngram_keys, token_ids
+
+INDEX = {"good": 2, "bad": 3, "film": 4, "not": 5}
+
+
+def key(*ids: int) -> int:
+    value = len(ids) << (ID_BITS * MAX_N)
+    for position, token in enumerate(ids):
+        value |= token << (ID_BITS * (len(ids) - 1 - position))
+    return value
+
+
+def test_keys_stay_inside_each_review_and_skip_unknown_tokens() -> None:
+    ids, review_of = token_ids([["good", "film"], ["not", "zzz", "good"]], INDEX)
+    assert ids.tolist() == [2, 4, 5, 0, 2]
+    assert review_of.tolist() == [0, 0, 1, 1, 1]
+    keys, reviews = ngram_keys(ids, review_of, 2)
+    pairs = sorted(zip(reviews.tolist(), keys.tolist(), strict=True))
+    assert pairs == sorted([(0, key(2)), (0, key(4)), (1, key(5)), (1, key(2)), (0, key(2, 4))])
+
+
+def test_trigrams_and_distinct_pairs() -> None:
+    ids, review_of = token_ids([["good", "good", "good", "good"]], INDEX)
+    keys, reviews = distinct_per_review(*ngram_keys(ids, review_of, 3))
+    assert sorted(keys.tolist()) == sorted([key(2), key(2, 2), key(2, 2, 2)])
+    assert reviews.tolist() == [0, 0, 0]
+
+
+def test_feature_space_counts_reviews_and_gives_nb_ratios() -> None:
+    reviews = [["good", "film"], ["good"], ["bad", "film"], ["bad"]]
+    labels = np.array([1, 1, 0, 0])
+    ids, review_of = token_ids(reviews, INDEX)
+    keys, rows = distinct_per_review(*ngram_keys(ids, review_of, 1))
+    space = FeatureSpace.fit(keys, rows, labels, min_count=2)
+    assert space.keys.tolist() == [key(2), key(3), key(4)]  # "film" is in 2 reviews, kept
+    good, bad, film = space.ratios
+    assert good > 0 > bad and film == pytest.approx(0.0, abs=1e-6)
+    features, offsets = space.lookup(keys, rows, len(reviews))
+    assert offsets.tolist() == [0, 2, 3, 5]
+    assert sorted(features[:2].tolist()) == [0, 2]
+
+
+def test_find_marks_missing_keys() -> None:
+    position, found = find(np.array([3, 7, 9]), np.array([7, 8, 9, 10, 1]))
+    assert found.tolist() == [True, False, True, False, False]
+    assert position[found].tolist() == [1, 2]
+
+
+def test_no_tokens_and_too_long_ngrams() -> None:
+    ids, review_of = token_ids([[], []], INDEX)
+    keys, reviews = ngram_keys(ids, review_of, 3)
+    assert len(keys) == len(reviews) == 0
+    with pytest.raises(ValueError, match="1 to 3"):
+        ngram_keys(ids, review_of, 4)

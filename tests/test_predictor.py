@@ -1,0 +1,60 @@
+"""sentiment.predictor: predictions shaped like their input, for every kind of text."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sentiment.hyperparameters import parse_hyperparameters
+from sentiment.predictor import Prediction, Predictor
+from sentiment.training import fit
+from tests.test_training import SMALL, made_up
+
+
+@pytest.fixture(scope="module")
+def predictor() -> Predictor:
+    hp = parse_hyperparameters([*SMALL, "--model", "ensemble", "--epochs", "3"])
+    return fit(hp, made_up(200, 1), made_up(60, 2), report=lambda line: None).predictor
+
+
+EDGE_CASES = [
+    "",
+    "   ",
+    "<br /><br />",
+    "!!!",
+    "日本語のレビュー",
+    "superb " * 10_000,
+    "\x00\x01",
+    "<script>alert(1)</script>",
+]
+
+
+def test_one_prediction_per_text_in_order(predictor: Predictor) -> None:
+    texts = ["superb moving masterpiece loved", "awful boring dreadful waste", *EDGE_CASES]
+    predictions = predictor.predict(texts)
+    assert len(predictions) == len(texts)
+    assert all(
+        isinstance(p, Prediction) and p.label in ("positive", "negative") and 0.0 <= p.score <= 1.0 for p in predictions
+    )
+    assert [p.label for p in predictions[:2]] == ["positive", "negative"]
+    assert all((p.label == "positive") == (p.score >= 0.5) for p in predictions)
+    assert predictions[0].to_json() == {"label": "positive", "score": predictions[0].score}
+
+
+def test_no_texts_no_predictions(predictor: Predictor) -> None:
+    assert predictor.predict([]) == []
+    assert predictor.predict_proba([]).shape == (0,)
+
+
+def test_batch_and_single_predictions_agree(predictor: Predictor) -> None:
+    texts = [*made_up(30, 9).text, *EDGE_CASES]
+    together = predictor.predict_proba(texts)
+    alone = np.array([predictor.predict_proba([text])[0] for text in texts])
+    assert np.allclose(together, alone, atol=1e-6)
+
+
+def test_a_predictor_needs_its_parts(predictor: Predictor) -> None:
+    with pytest.raises(ValueError, match="needs its"):
+        Predictor(
+            "ensemble", predictor.tokenizer_settings, predictor.vocabulary, predictor.encoding, lstm=predictor.lstm
+        )

@@ -1,0 +1,146 @@
+"""sentiment.training on a small made-up set: convergence, determinism, resume, batching."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sentiment.checkpoints import CheckpointStore
+from sentiment.data.table import ReviewTable
+from sentiment.hyperparameters import parse_hyperparameters
+from sentiment.training import fit, learning_rate_at, length_batches
+from tests.builders import make_review
+
+SMALL = [
+    "--epochs", "4", "--embedding_dim", "16", "--hidden_dim", "16", "--batch_size", "16", "--vocab_size", "300",
+    "--min_count", "1", "--learning_rate", "0.01", "--patience", "0", "--ngram_min_count", "1",
+]  # fmt: skip
+
+
+def made_up(count: int, seed: int) -> ReviewTable:
+    rng = random.Random(seed)
+    labels = [i % 2 for i in range(count)]
+    return ReviewTable.from_columns(text=[make_review(rng, bool(label), words=24) for label in labels], label=labels)
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[ReviewTable, ReviewTable, ReviewTable]:
+    return made_up(240, 1), made_up(80, 2), made_up(120, 3)
+
+
+@pytest.mark.parametrize("family", ["lstm", "linear", "ensemble"])
+def test_each_family_learns_a_separable_set(data: tuple, family: str) -> None:
+    train, validation, unlabeled = data
+    lines: list[str] = []
+    result = fit(parse_hyperparameters([*SMALL, "--model", family]), train, validation, unlabeled, report=lines.append)
+    assert result.validation[family] >= 0.9
+    assert result.predictor.family == family
+    test = made_up(60, 4)
+    assert np.mean((result.predictor.predict_proba(test.text) >= 0.5) == (test.label == 1)) >= 0.9
+    if family != "linear":
+        assert [entry["epoch"] for entry in result.history] == [1, 2, 3, 4]
+        assert any(line.startswith("epoch=4 train_loss=") and " val_acc=" in line for line in lines)
+        assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+
+
+def test_the_same_seed_gives_the_same_model_and_another_seed_another(data: tuple) -> None:
+    train, validation, unlabeled = data
+    texts = made_up(20, 5).text
+
+    def logits(seed: int) -> np.ndarray:
+        hp = parse_hyperparameters([*SMALL, "--model", "ensemble", "--seed", str(seed)])
+        return fit(hp, train, validation, unlabeled, report=lambda line: None).predictor.logits(texts)
+
+    first = logits(7)
+    assert np.array_equal(first, logits(7))
+    assert not np.array_equal(first, logits(8))
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_a_restarted_job_resumes_from_its_checkpoint_and_ends_the_same(data: tuple, tmp_path: Path) -> None:
+    train, validation, unlabeled = data
+    hp = parse_hyperparameters([*SMALL, "--model", "lstm", "--pretrained_vectors", "true"])
+    texts = made_up(20, 5).text
+    straight = fit(hp, train, validation, unlabeled, report=lambda line: None)
+
+    def stop_in_epoch_3(line: str) -> None:
+        if line.startswith("epoch=3"):
+            raise Interrupted  # after epoch 2's checkpoint, before epoch 3's
+
+    store = CheckpointStore(tmp_path, job="job-1")
+    with pytest.raises(Interrupted):
+        fit(hp, train, validation, unlabeled, checkpoints=store, report=stop_in_epoch_3)
+    assert {p.name for p in tmp_path.iterdir()} == {
+        "vectors.json",
+        "vectors.safetensors",
+        "lstm.json",
+        "lstm.safetensors",
+    }
+
+    lines: list[str] = []
+    resumed = fit(
+        hp, train, validation, unlabeled, checkpoints=CheckpointStore(tmp_path, job="job-1"), report=lines.append
+    )
+    assert "resumed: the LSTM continues after epoch 2 (checkpoint)" in lines
+    assert not any(line.startswith(("epoch=1", "epoch=2")) for line in lines)
+    assert [entry["epoch"] for entry in resumed.history] == [1, 2, 3, 4]
+    assert np.array_equal(resumed.predictor.logits(texts), straight.predictor.logits(texts))
+
+
+def test_a_checkpoint_of_another_job_is_not_resumed(
+    data: tuple, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    train, validation, _ = data
+    hp = parse_hyperparameters([*SMALL, "--model", "lstm", "--epochs", "2"])
+    fit(hp, train, validation, checkpoints=CheckpointStore(tmp_path, job="job-1"), report=lambda line: None)
+    lines: list[str] = []
+    fit(hp, train, validation, checkpoints=CheckpointStore(tmp_path, job="job-2"), report=lines.append)
+    assert any(line.startswith("epoch=1") for line in lines)
+    assert "belongs to another job" in caplog.text
+
+
+def test_a_damaged_checkpoint_is_not_resumed(data: tuple, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    train, validation, _ = data
+    hp = parse_hyperparameters([*SMALL, "--model", "lstm", "--epochs", "2"])
+    fit(hp, train, validation, checkpoints=CheckpointStore(tmp_path, job="j"), report=lambda line: None)
+    (tmp_path / "lstm.safetensors").write_bytes(b"garbage")
+    lines: list[str] = []
+    fit(hp, train, validation, checkpoints=CheckpointStore(tmp_path, job="j"), report=lines.append)
+    assert any(line.startswith("epoch=1") for line in lines)
+    assert "tensors missing or changed" in caplog.text
+
+
+def test_length_batches_cover_every_row_once_with_similar_lengths() -> None:
+    lengths = np.random.default_rng(0).integers(1, 500, size=1000)
+    batches = length_batches(lengths, 32, np.random.default_rng(1))
+    rows = np.concatenate(batches)
+    assert sorted(rows.tolist()) == list(range(1000))
+    assert all(len(batch) <= 32 for batch in batches)
+    spread = np.mean([lengths[b].max() - lengths[b].min() for b in batches])
+    assert spread < 60  # sorted within buckets of 50 batches: far less than random batches' ~470
+
+
+def test_one_cycle_warms_up_then_decays_to_zero() -> None:
+    hp = parse_hyperparameters(["--learning_rate", "0.01"])
+    rates = [learning_rate_at(step, 100, hp) for step in range(100)]
+    assert rates[0] == pytest.approx(0.001) and max(rates) == pytest.approx(0.01)
+    assert rates.index(max(rates)) == 9 and rates[-1] < 1e-4
+    constant = parse_hyperparameters(["--schedule", "constant", "--learning_rate", "0.01"])
+    assert {learning_rate_at(step, 100, constant) for step in range(100)} == {0.01}
+
+
+def test_cuda_is_refused_clearly_when_absent() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    from sentiment.training import choose_device
+
+    with pytest.raises(ValueError, match="no CUDA device"):
+        choose_device("cuda")
+    assert choose_device("auto").type == "cpu"
