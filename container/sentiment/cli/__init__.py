@@ -1,0 +1,1 @@
+"""Command-line entry points: `sentiment-train` (the training job) and `sentiment-evaluate`."""

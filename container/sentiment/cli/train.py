@@ -1,0 +1,255 @@
+"""`sentiment-train`: the training job. SageMaker's toolkit (`train`) runs it with the job's
+hyperparameters as flags; people run it the same way, paths taken from the SageMaker contract.
+
+    SAGEMAKER_BASE_DIR=local_test/test_dir sentiment-train --model lstm --epochs 3
+
+Reads the channels (train required; validation carved from train when absent; test and unlabeled
+optional), trains, writes the model, its metrics and card to the model folder and, with a test
+channel, the evaluation report to the output data folder. On any failure it writes the reason to
+the `failure` file and exits non-zero, before any work when the hyperparameters are wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sentiment import __version__
+from sentiment.artifacts import save_model
+from sentiment.checkpoints import CheckpointStore
+from sentiment.contract import TrainingPaths
+from sentiment.data.channels import read_channel
+from sentiment.data.splits import carve_validation
+from sentiment.data.table import ReviewTable
+from sentiment.errors import DataError, SentimentError
+from sentiment.evaluation import evaluate
+from sentiment.files import read_json, write_bytes_atomic, write_json_atomic
+from sentiment.hyperparameters import HyperparameterError, Hyperparameters, describe, parse_hyperparameters
+from sentiment.report import render_report
+from sentiment.training import TrainingResult, fit, job_fingerprint
+
+log = logging.getLogger("sentiment.train")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if "-h" in args or "--help" in args:
+        print(__doc__ + "\nHyperparameters (--name value; also read from hyperparameters.json):\n" + describe())
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
+    paths = TrainingPaths.from_environment()
+    try:
+        hp = parse_hyperparameters(args, strings=_hyperparameters_file(paths.hyperparameters))
+        run(hp, paths)
+    except HyperparameterError as error:
+        return _fail(paths, f"Invalid hyperparameters: {error}")
+    except SentimentError as error:
+        return _fail(paths, f"{type(error).__name__}: {error}")
+    except Exception as error:  # the failure file must say why, whatever broke
+        traceback.print_exc()
+        return _fail(paths, f"Unexpected {type(error).__name__}: {error}")
+    return 0
+
+
+def run(hp: Hyperparameters, paths: TrainingPaths) -> None:
+    started = time.perf_counter()
+    print(f"hyperparameters: {json.dumps(asdict(hp), sort_keys=True)}", flush=True)
+    channels = _read_channels(hp, paths)
+    train, validation, test, unlabeled = (channels.get(name) for name in ("train", "validation", "test", "unlabeled"))
+    assert train is not None and validation is not None
+    job = job_fingerprint(hp, train, validation, unlabeled)
+    result = fit(hp, train, validation, unlabeled, CheckpointStore(paths.checkpoints, job), report=_report)
+    seconds = time.perf_counter() - started
+
+    test_metrics = None
+    if test is not None:
+        test_metrics = evaluate(test.label, result.predictor.predict_proba(test.text))
+        print(
+            f"test_acc={test_metrics['accuracy']:.4f} test_auc={test_metrics['roc_auc']:.4f} test_reviews={len(test)}",
+            flush=True,
+        )
+        write_evaluation(
+            paths.output_data, "Test evaluation", test_metrics, result.history, {"model": hp.model, "preset": hp.preset}
+        )
+    card = model_card(hp, channels, result, seconds, test_metrics)
+    paths.model.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(
+        paths.model / "metrics.json",
+        {"validation": result.validation, "test": _summary(test_metrics), "history": result.history},
+    )
+    write_json_atomic(paths.model / "card.json", card)
+    write_bytes_atomic(paths.model / "card.md", render_card(card).encode("utf-8"))
+    save_model(result.predictor, paths.model)
+    print(
+        f"model: {paths.model} ({_size_mb(paths.model):.1f} MB) in {seconds:.0f} s",
+        flush=True,
+    )
+
+
+def write_evaluation(
+    directory: Path, title: str, metrics: dict[str, Any], history: list[dict[str, float]], details: dict[str, Any]
+) -> None:
+    """evaluation.json and evaluation.html (the report a person opens) in `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(directory / "evaluation.json", {"metrics": metrics, "history": history, "details": details})
+    write_bytes_atomic(directory / "evaluation.html", render_report(title, metrics, history, details).encode("utf-8"))
+
+
+def _read_channels(hp: Hyperparameters, paths: TrainingPaths) -> dict[str, ReviewTable]:
+    folder = paths.channel("train")
+    if folder is None:
+        raise DataError(f"no train channel: expected reviews in {paths.channels / 'train'} (or SM_CHANNEL_TRAIN)")
+    channels = {"train": read_channel(folder, "train", paths.cache)}
+    for name in ("validation", "test", "unlabeled"):
+        folder = paths.channel(name)
+        if folder is not None:
+            channels[name] = read_channel(folder, name, paths.cache)
+    if "validation" not in channels:
+        channels["train"], channels["validation"] = carve_validation(channels["train"], hp.validation_fraction, hp.seed)
+        print(f"validation: {len(channels['validation']):,} reviews carved from train (seed {hp.seed})", flush=True)
+    for name, table in channels.items():
+        counts = ", ".join(f"{n:,} {label}" for label, n in table.label_counts().items() if n)
+        print(f"channel {name}: {len(table):,} reviews ({counts})", flush=True)
+    return channels
+
+
+def model_card(
+    hp: Hyperparameters,
+    channels: dict[str, ReviewTable],
+    result: TrainingResult,
+    seconds: float,
+    test_metrics: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """What a reader needs to trust (or reproduce) the model: data, settings, code, machine, results."""
+    return {
+        "model": hp.model,
+        "preset": hp.preset,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "package_version": __version__,
+        "git_commit": _git_commit(),
+        "training_seconds": round(seconds, 1),
+        "stage_seconds": {name: round(value, 1) for name, value in result.timings.items()},
+        "hardware": _hardware(),
+        "data": {name: {"reviews": len(table), "sha256": table.digest()} for name, table in channels.items()},
+        "hyperparameters": asdict(hp),
+        "validation_accuracy": result.validation,
+        "test": _summary(test_metrics),
+    }
+
+
+def render_card(card: dict[str, Any]) -> str:
+    test, hardware = card["test"] or {}, card["hardware"]
+    lines = [
+        f"# Model card: {card['model']} ({card['preset']} preset)",
+        "",
+        "Sentiment of English movie reviews (positive / negative), trained on IMDb reviews (Maas et al., 2011).",
+        "",
+        f"- Created: {card['created']}, package {card['package_version']}, commit {card['git_commit']}",
+        f"- Training time: {card['training_seconds']:.0f} s on {hardware['cpu']} "
+        f"({hardware['threads']} threads, {hardware['device']})",
+        f"- Validation accuracy: {', '.join(f'{k} {v:.4f}' for k, v in card['validation_accuracy'].items())}",
+        f"- Test accuracy: {test['accuracy']:.4f} on {test['reviews']:,} reviews (ROC-AUC {test['roc_auc']:.4f})"
+        if test
+        else "- Test: no test channel was given",
+        "",
+        "## Data",
+        *(f"- {name}: {entry['reviews']:,} reviews, sha256 {entry['sha256']}" for name, entry in card["data"].items()),
+        "",
+        "## Hyperparameters",
+        *(f"- {name}: {value}" for name, value in card["hyperparameters"].items()),
+        "",
+        "## Limits",
+        "- Trained on long IMDb reviews of 2011 and earlier; short texts and other domains score less reliably.",
+        "- Binary only: neutral or mixed reviews get whichever side their words lean to.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _size_mb(folder: Path) -> float:
+    return sum(path.stat().st_size for path in folder.iterdir() if path.is_file()) / 1e6
+
+
+def _summary(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+    if metrics is None:
+        return None
+    return {
+        key: metrics[key]
+        for key in ("reviews", "accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "brier", "confusion")
+    }
+
+
+def _hardware() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    if Path("/proc/cpuinfo").is_file():
+        cpu = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            cpu,
+        )
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "device": device,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _git_commit() -> str:
+    """The commit the code came from: baked into the image at build time, or asked of git locally."""
+    if commit := os.environ.get("SENTIMENT_GIT_COMMIT"):
+        return commit
+    try:
+        found = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return found.stdout.strip() if found.returncode == 0 else "unknown"
+
+
+def _hyperparameters_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        document = read_json(path)
+    except ValueError as error:
+        raise HyperparameterError(str(error)) from None
+    if not isinstance(document, dict):
+        raise HyperparameterError(f"{path}: expected a JSON object of name: value")
+    return document
+
+
+def _report(line: str) -> None:
+    print(line, flush=True)
+
+
+def _fail(paths: TrainingPaths, reason: str) -> int:
+    print(f"error: {reason}", file=sys.stderr, flush=True)
+    try:
+        paths.write_failure(reason)
+    except OSError as error:
+        print(f"error: could not write {paths.failure}: {error}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
