@@ -1,4 +1,4 @@
-"""Shared fixtures: small aclImdb datasets and the real archive's location."""
+"""Shared fixtures: small aclImdb datasets, the real archive's location, moto's server, a small trained model."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from sentiment.hyperparameters import parse_hyperparameters
+from sentiment.predictor import Predictor
+from sentiment.training import fit
 from tests.builders import imdb_files, write_archive, write_tree
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -103,3 +106,12 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     for name, value in AWS_TEST_ENVIRONMENT.items():
         monkeypatch.setenv(name, value)
     return dict(os.environ)
+
+
+@pytest.fixture(scope="session")
+def small_ensemble() -> Predictor:
+    """An ensemble trained in a few seconds on made-up reviews (separable by their sentiment words)."""
+    from tests.test_training import SMALL, made_up
+
+    hp = parse_hyperparameters([*SMALL, "--model", "ensemble", "--epochs", "3"])
+    return fit(hp, made_up(200, 1), made_up(60, 2), report=lambda line: None).predictor

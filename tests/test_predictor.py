@@ -5,16 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sentiment.hyperparameters import parse_hyperparameters
 from sentiment.predictor import Prediction, Predictor
-from sentiment.training import fit
-from tests.test_training import SMALL, made_up
+from tests.test_training import made_up
 
 
-@pytest.fixture(scope="module")
-def predictor() -> Predictor:
-    hp = parse_hyperparameters([*SMALL, "--model", "ensemble", "--epochs", "3"])
-    return fit(hp, made_up(200, 1), made_up(60, 2), report=lambda line: None).predictor
+@pytest.fixture
+def predictor(small_ensemble: Predictor) -> Predictor:
+    return small_ensemble
 
 
 EDGE_CASES = [

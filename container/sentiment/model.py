@@ -60,17 +60,21 @@ class LSTMClassifier(nn.Module):
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Logits of shape (batch,) for `ids` (batch, time) padded with 0 after `lengths` real steps."""
-        lengths = lengths.to(ids.device)
-        steps = torch.arange(ids.shape[1], device=ids.device)[None, :]
+        if self.training and self.config.word_dropout > 0:
+            # Hide random words (as unknown) so no single word carries a review.
+            real = torch.arange(ids.shape[1], device=ids.device)[None, :] < lengths.to(ids.device)[:, None]
+            hidden_words = torch.rand(ids.shape, device=ids.device) < self.config.word_dropout
+            ids = ids.masked_fill(hidden_words & real, 1)
+        return self.from_embeddings(self.embedding(ids), lengths)
+
+    def from_embeddings(self, embedded: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Logits for already embedded reviews (batch, time, embedding_dim); explanations start here."""
+        lengths = lengths.to(embedded.device)
+        steps = torch.arange(embedded.shape[1], device=embedded.device)[None, :]
         real = steps < lengths[:, None]
         # For each review, the step that mirrors each step within the review (padding maps to itself).
         mirror = torch.where(real, lengths[:, None] - 1 - steps, steps)
-        if self.training and self.config.word_dropout > 0:
-            # Hide random words (as unknown) so no single word carries a review.
-            hidden_words = torch.rand(ids.shape, device=ids.device) < self.config.word_dropout
-            ids = ids.masked_fill(hidden_words & real, 1)
-        hidden = self.embedding(ids)
-        hidden = self.embedding_dropout(hidden.transpose(1, 2)).transpose(1, 2)
+        hidden = self.embedding_dropout(embedded.transpose(1, 2)).transpose(1, 2)
         for layer, forward_lstm in enumerate(self.forward_layers):
             outputs = [forward_lstm(hidden)[0]]
             if self.config.bidirectional:

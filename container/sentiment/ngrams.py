@@ -32,21 +32,23 @@ def ngram_keys(ids: np.ndarray, review_of: np.ndarray, max_n: int) -> tuple[np.n
         raise ValueError(f"n-grams of length 1 to {MAX_N} are supported, not {max_n}")
     keys, reviews = [], []
     for n in range(1, max_n + 1):
-        count = len(ids) - n + 1
-        if count <= 0:
-            continue
-        key = np.full(count, n << (ID_BITS * MAX_N), dtype=np.int64)
-        valid = np.ones(count, dtype=bool)
-        for offset in range(n):
-            part = ids[offset : offset + count]
-            key |= part << (ID_BITS * (n - 1 - offset))
-            valid &= part != UNKNOWN
-        valid &= review_of[:count] == review_of[n - 1 : n - 1 + count]
-        keys.append(key[valid])
-        reviews.append(review_of[:count][valid])
-    if not keys:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        key, start = ngrams_of_length(ids, review_of, n)
+        keys.append(key)
+        reviews.append(review_of[start])
     return np.concatenate(keys), np.concatenate(reviews)
+
+
+def ngrams_of_length(ids: np.ndarray, review_of: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keys of the n-grams inside one review with no unknown token, and the position each starts at."""
+    count = max(0, len(ids) - n + 1)
+    key = np.full(count, n << (ID_BITS * MAX_N), dtype=np.int64)
+    valid = np.ones(count, dtype=bool)
+    for offset in range(n):
+        part = ids[offset : offset + count]
+        key |= part << (ID_BITS * (n - 1 - offset))
+        valid &= part != UNKNOWN
+    valid &= review_of[:count] == review_of[n - 1 : n - 1 + count]
+    return key[valid], np.flatnonzero(valid)
 
 
 def distinct_per_review(keys: np.ndarray, reviews: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from sentiment.explanations import Explanation, linear_contributions, lstm_contributions
 from sentiment.model import LSTMClassifier
 from sentiment.ngrams import distinct_per_review, find, ngram_keys, token_ids
 from sentiment.text import tokenizer_from_settings
@@ -83,6 +84,7 @@ class Predictor:
         lstm: LSTMClassifier | None = None,
         linear: LinearScorer | None = None,
         ensemble: EnsembleWeights | None = None,
+        version: str = "unsaved",
     ) -> None:
         needs = {"lstm": (lstm,), "linear": (linear,), "ensemble": (lstm, linear, ensemble)}[family]
         if any(part is None for part in needs):
@@ -98,6 +100,7 @@ class Predictor:
         self.lstm = lstm.eval() if lstm is not None else None
         self.linear = linear
         self.ensemble = ensemble
+        self.version = version  # identifies the saved model (a prefix of its manifest's sha256)
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """A `Prediction` per text, in order."""
@@ -117,6 +120,23 @@ class Predictor:
             return parts[self.family]
         assert self.ensemble is not None
         return self.ensemble.lstm * parts["lstm"] + self.ensemble.linear * parts["linear"] + self.ensemble.bias
+
+    def explain(self, texts: Sequence[str]) -> list[Explanation]:
+        """Each text's tokens with their share of its logit (see `sentiment.explanations`)."""
+        return [self.explain_tokens(self.tokenize(text)) for text in texts]
+
+    def explain_tokens(self, tokens: Sequence[str]) -> Explanation:
+        lstm_weight, linear_weight = (self.ensemble.lstm, self.ensemble.linear) if self.ensemble else (1.0, 1.0)
+        shares = np.zeros(len(tokens), dtype=np.float64)
+        if self.lstm is not None:
+            shares += lstm_weight * lstm_contributions(
+                self.lstm, self.vocabulary, tokens, self.encoding.max_length, self.encoding.truncation
+            )
+        if self.linear is not None:
+            shares += linear_weight * linear_contributions(
+                self.linear.keys, self.linear.coefficients, self.linear.max_n, self.vocabulary, tokens
+            )
+        return Explanation(tokens=tuple(tokens), contributions=tuple(shares.tolist()))
 
     def part_logits(self, token_lists: Sequence[Sequence[str]]) -> dict[str, np.ndarray]:
         """Each component's logits, as the ensemble combines them."""

@@ -174,12 +174,23 @@ def encode_batch(
     return EncodedBatch(ids=ids, lengths=lengths)
 
 
+def kept_positions(count: int, max_length: int, truncation: Truncation, head_length: int | None = None) -> list[range]:
+    """The positions of a `count`-token review that `encode_batch` keeps, as ranges in order."""
+    if count <= max_length:
+        return [range(count)]
+    if truncation == "head":
+        return [range(max_length)]
+    if truncation == "tail":
+        return [range(count - max_length, count)]
+    head = max_length // 4 if head_length is None else head_length
+    return [range(head), range(count - (max_length - head), count)]
+
+
 def _truncate(tokens: Sequence[str], max_length: int, truncation: Truncation, head: int) -> Sequence[str]:
     if len(tokens) <= max_length:
         return tokens
-    if truncation == "head":
-        return tokens[:max_length]
-    if truncation == "tail":
-        return tokens[-max_length:]
-    tail = max_length - head
-    return [*tokens[:head], *tokens[len(tokens) - tail :]]
+    return [
+        token
+        for kept in kept_positions(len(tokens), max_length, truncation, head)
+        for token in tokens[kept.start : kept.stop]
+    ]
