@@ -1,5 +1,5 @@
 # The two set-up commands of the README, and the helpers they share.
-#   make run    install into .venv and run the main job
+#   make run    install into .venv and serve the bundled model on http://127.0.0.1:8080
 #   make test   install the test dependencies and run the whole suite (what .ci/run calls)
 
 PYTHON ?= python3
@@ -11,7 +11,9 @@ SOURCE ?= $(if $(wildcard $(SHARED_ARCHIVE)),$(SHARED_ARCHIVE),https://ai.stanfo
 
 .PHONY: run data test lint format bench-preprocess bench-accuracy bundled-model clean
 
-run: data
+# The API on the bundled model at http://127.0.0.1:8080 (Ctrl+C stops it); the page joins it later.
+run: $(VENV)/.installed
+	USE_BUNDLED_MODEL=1 SENTIMENT_BIND_HOST=127.0.0.1 SAGEMAKER_BIND_TO_PORT=$${PORT:-8080} $(BIN)/serve
 
 # The training channels in data/channels (about 5 s once the archive is cached).
 data: $(VENV)/.installed

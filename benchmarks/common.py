@@ -64,6 +64,8 @@ def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 
 def _cell(value: Any) -> str:
     if isinstance(value, float):
+        if abs(value) < 1:
+            return f"{value:.4f}"  # accuracies and other fractions
         return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"

@@ -100,12 +100,22 @@ def read_model_files(path: Path) -> dict[str, bytes]:
     raise ArtifactError(f"{path}: no such model folder or model.tar.gz")
 
 
-def predictor_from_files(files: dict[str, bytes], source: str) -> Predictor:
-    """Check every file against the manifest's checksums, then rebuild the predictor."""
+def verify_model(path: Path) -> dict[str, Any]:
+    """The manifest of the model at `path` once every file matches its checksum (no torch work)."""
+    return checked_manifest(read_model_files(Path(path)), str(path))
+
+
+def checked_manifest(files: dict[str, bytes], source: str) -> dict[str, Any]:
     manifest = _manifest(files, source)
     for name, expected in manifest["files"].items():
         if _sha256(files.get(name, b"")) != expected:
             raise ArtifactError(f"{source}: {name} does not match the checksum in {MANIFEST} (altered or damaged)")
+    return manifest
+
+
+def predictor_from_files(files: dict[str, bytes], source: str) -> Predictor:
+    """Check every file against the manifest's checksums, then rebuild the predictor."""
+    manifest = checked_manifest(files, source)
     try:
         tensors = {
             name: tensor.float() if tensor.is_floating_point() else tensor
@@ -125,6 +135,7 @@ def predictor_from_files(files: dict[str, bytes], source: str) -> Predictor:
             lstm=_lstm(manifest, tensors, len(vocabulary)),
             linear=_linear(manifest, tensors),
             ensemble=EnsembleWeights(**manifest["ensemble"]) if manifest.get("ensemble") else None,
+            version=_sha256(files[MANIFEST])[:12],
         )
     except (KeyError, TypeError, ValueError, RuntimeError, VocabularyError) as error:
         raise ArtifactError(

@@ -1,5 +1,7 @@
 """SageMaker's container contract: paths under /opt/ml and the environment variables that move them.
 
+Training (`train`):
+
 | variable                | default                          | meaning                                  |
 | ----------------------- | -------------------------------- | ---------------------------------------- |
 | SAGEMAKER_BASE_DIR      | /opt/ml                          | root of every path below (local runs)    |
@@ -11,9 +13,23 @@
 | SM_CHECKPOINT_DIR       | <base>/checkpoints               | checkpoints (SageMaker syncs them to S3) |
 | SENTIMENT_CACHE_DIR     | /tmp/sentiment-cache             | columnar copies of aclImdb channels      |
 
-The names follow the sagemaker-training toolkit's, which sets the SM_* variables when it runs
-training. Only the entry points (`train_job`, later `serve`) read this module; everything below them
-takes paths as arguments.
+Serving (`serve`):
+
+| variable                  | default          | meaning                                               |
+| ------------------------- | ---------------- | ----------------------------------------------------- |
+| SM_MODEL_DIR              | <base>/model     | the model: a model folder or one holding model.tar.gz |
+| USE_BUNDLED_MODEL         | 0                | 1: serve the bundled default model instead            |
+| SAGEMAKER_BIND_TO_PORT    | 8080             | the port                                              |
+| SENTIMENT_BIND_HOST       | 0.0.0.0          | the address (127.0.0.1 keeps a local run private)     |
+| MODEL_SERVER_WORKERS      | one per CPU core | gunicorn worker processes, each with its own model    |
+| MODEL_SERVER_THREADS      | 16               | request threads per worker (their reviews are batched) |
+| MODEL_SERVER_TIMEOUT      | 60               | seconds before a stuck request's worker is restarted  |
+| SENTIMENT_MAX_BATCH       | 64               | most reviews in one model call; 1 turns batching off  |
+| SENTIMENT_MAX_WAIT_MS     | 5                | how long a lone request waits for others to join it   |
+| SENTIMENT_LOG_REVIEWS     | 0                | 1: log review text (never by default)                 |
+
+The names follow the sagemaker-training toolkit's and SageMaker hosting's. Only the entry points
+read this module; everything below them takes paths and settings as arguments.
 """
 
 from __future__ import annotations
@@ -23,6 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from sentiment.errors import SentimentError
 from sentiment.files import write_bytes_atomic
 
 FAILURE_REASON_LIMIT = 1024  # SageMaker shows the first 1,024 characters as FailureReason
@@ -83,3 +100,63 @@ METRIC_DEFINITIONS = [
     {"Name": "test:accuracy", "Regex": r"test_acc=([0-9.]+)"},
     {"Name": "test:roc_auc", "Regex": r"test_auc=([0-9.]+)"},
 ]
+
+
+MAX_PAYLOAD_MB = 6  # SageMaker real-time endpoints refuse larger bodies; batch transform's default too
+
+
+class SettingsError(SentimentError):
+    """An environment variable of the serving contract with a value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    model_dir: Path
+    use_bundled_model: bool
+    host: str
+    port: int
+    workers: int
+    threads: int
+    timeout: int
+    max_batch: int
+    max_wait_ms: float
+    log_reviews: bool
+    max_payload_bytes: int = MAX_PAYLOAD_MB * 1024 * 1024
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> ServingSettings:
+        base = Path(environ.get("SAGEMAKER_BASE_DIR", "/opt/ml"))
+        return cls(
+            model_dir=Path(environ.get("SM_MODEL_DIR", base / "model")),
+            use_bundled_model=_flag(environ, "USE_BUNDLED_MODEL"),
+            host=environ.get("SENTIMENT_BIND_HOST", "0.0.0.0"),
+            port=_integer(environ, "SAGEMAKER_BIND_TO_PORT", 8080, 1, 65535),
+            workers=_integer(environ, "MODEL_SERVER_WORKERS", os.cpu_count() or 1, 1, 64),
+            threads=_integer(environ, "MODEL_SERVER_THREADS", 16, 1, 256),
+            timeout=_integer(environ, "MODEL_SERVER_TIMEOUT", 60, 1, 3600),
+            max_batch=_integer(environ, "SENTIMENT_MAX_BATCH", 64, 1, 4096),
+            max_wait_ms=_integer(environ, "SENTIMENT_MAX_WAIT_MS", 5, 0, 1000),
+            log_reviews=_flag(environ, "SENTIMENT_LOG_REVIEWS"),
+        )
+
+
+def _integer(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={value} is outside {low}..{high}")
+    return value
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    raw = environ.get(name, "0").strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}={raw!r} must be 1/true or 0/false")

@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""Serving speed over real HTTP, the load coming from a separate process (wrk), in one run:
+
+    python benchmarks/serve.py [--model PATH] [--clients 64] [--seconds 10] [--image sentiment:cpu]
+
+Rows (the bundled model unless --model; `serve` started here with its defaults, 2 workers on 2 cores):
+  batching off   64 concurrent clients, one 230-word review each, SENTIMENT_MAX_BATCH=1
+  batching on    the same load with micro-batching (target: >= 5x the throughput of "off")
+  low load       one client at a time: latency percentiles (target: p99 <= 25 ms)
+  6 MB batch     one MultiRecord JSON Lines payload of IMDb test reviews (target: >= 1,000 reviews/s)
+  image          with --image: the image's size and its cold start (container start to first 200 on /ping)
+Reviews come from data/channels/test (`make data`); none is stored in the results.
+Needs wrk (`apt-get install wrk`). Writes benchmarks/results/serve.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from common import REPOSITORY, print_table, write_results
+
+from sentiment.data.channels import read_channel
+
+REVIEW_WORDS = 230
+PAYLOAD_BYTES = 6 * 1024 * 1024 - 1024  # just under SageMaker's 6 MB
+SERVE = Path(sys.executable).with_name("serve")
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "text/plain"
+local file = io.open(os.getenv("REVIEW_FILE"), "rb")
+wrk.body = file:read("*a")
+file:close()
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('RESULT {"requests": %d, "seconds": %f, "socket_errors": %d, "non_2xx": %d, ' ..
+    '"p50_ms": %f, "p90_ms": %f, "p99_ms": %f}\\n', summary.requests, summary.duration / 1e6,
+    e.connect + e.read + e.write + e.timeout, e.status, latency:percentile(50) / 1e3,
+    latency:percentile(90) / 1e3, latency:percentile(99) / 1e3))
+end
+"""
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_ready(url: str, process: subprocess.Popen | None = None, seconds: float = 120) -> float:
+    """Seconds until `url` answers 200."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the server exited with status {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return time.perf_counter() - started
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.02)
+    raise TimeoutError(f"{url} was not ready within {seconds} s")
+
+
+@contextmanager
+def serving(model: Path | None, **environment: str) -> Iterator[str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "SENTIMENT_BIND_HOST": "127.0.0.1",
+        "SAGEMAKER_BIND_TO_PORT": str(port),
+        **({"SM_MODEL_DIR": str(model)} if model else {"USE_BUNDLED_MODEL": "1"}),
+        **environment,
+    }
+    process = subprocess.Popen([str(SERVE)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url + "/ping", process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def wrk(url: str, review_file: Path, clients: int, seconds: int) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(WRK_SCRIPT)
+    threads = min(2, clients)
+    command = ["wrk", f"-t{threads}", f"-c{clients}", f"-d{seconds}s", "--timeout", "10s", "-s", script.name]
+    output = subprocess.run(
+        [*command, url + "/invocations"],
+        env={**os.environ, "REVIEW_FILE": str(review_file)},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    os.unlink(script.name)
+    result = json.loads(
+        next(line for line in output.splitlines() if line.startswith("RESULT ")).removeprefix("RESULT ")
+    )
+    result["requests/s"] = round(result["requests"] / result["seconds"], 1)
+    return result
+
+
+def post(url: str, body: bytes, content_type: str) -> tuple[float, bytes]:
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type})
+    started = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=300) as response:
+        answer = response.read()
+    return time.perf_counter() - started, answer
+
+
+def review_near(texts: list[str], words: int) -> str:
+    return min(texts, key=lambda text: (abs(len(text.split()) - words), text))
+
+
+def payload(texts: list[str], limit: int) -> tuple[bytes, int]:
+    lines, size = [], 0
+    for text in texts:
+        line = (json.dumps(text, ensure_ascii=False) + "\n").encode()
+        if size + len(line) > limit:
+            break
+        lines.append(line)
+        size += len(line)
+    return b"".join(lines), len(lines)
+
+
+def image_rows(image: str) -> list[dict[str, Any]]:
+    inspect = ["docker", "image", "inspect", "-f", "{{.Size}}", image]
+    size = int(subprocess.run(inspect, capture_output=True, text=True, check=True).stdout)
+    port = free_port()
+    started = time.perf_counter()
+    container = subprocess.run(
+        ["docker", "run", "-d", "--rm", "-p", f"127.0.0.1:{port}:8080", "-e", "USE_BUNDLED_MODEL=1", image, "serve"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/ping")
+        cold_start = time.perf_counter() - started
+    finally:
+        subprocess.run(["docker", "stop", "-t", "30", container], capture_output=True, check=False)
+    return [
+        row("image", round(size / 1e6, 1), "MB", image),
+        row("cold start", round(cold_start, 2), "s", "docker run to 200 on /ping"),
+    ]
+
+
+def row(case: str, value: float, unit: str, note: str, **extra: Any) -> dict[str, Any]:
+    return {"case": case, "value": value, "unit": unit, "note": note, **extra}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, help="a model folder (default: the bundled model)")
+    parser.add_argument("--channels", type=Path, default=REPOSITORY / "data" / "channels")
+    parser.add_argument("--clients", type=int, default=64)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--image", help="also measure this Docker image's size and cold start")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        parser.error("wrk is not installed: apt-get install wrk")
+    if not (args.channels / "test").is_dir():
+        parser.error(f"no test channel in {args.channels}: run `make data` first")
+    texts = read_channel(args.channels / "test", "test").text
+
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as work:
+        review_file = Path(work) / "review.txt"
+        review = review_near(texts, REVIEW_WORDS)
+        review_file.write_text(review)
+        loads = {}
+        for case, max_batch in (("batching off", "1"), ("batching on", "64")):
+            with serving(args.model, SENTIMENT_MAX_BATCH=max_batch) as url:
+                wrk(url, review_file, args.clients, 2)  # warm-up: every worker loaded and its code paths run
+                loads[case] = wrk(url, review_file, args.clients, args.seconds)
+            note = f"{args.clients} clients, p99 {loads[case]['p99_ms']:.0f} ms"
+            rows.append(row(case, loads[case]["requests/s"], "reviews/s", note, **loads[case]))
+        ratio = loads["batching on"]["requests/s"] / loads["batching off"]["requests/s"]
+        rows.append(row("batching gain", round(ratio, 2), "x", "target >= 5x"))
+        with serving(args.model) as url:
+            wrk(url, review_file, 1, 2)
+            low = wrk(url, review_file, 1, args.seconds)
+            rows.append(row("low load p50", round(low["p50_ms"], 2), "ms", "1 client"))
+            note = f"1 client, {len(review.split())}-word review; target <= 25 ms"
+            rows.append(row("low load p99", round(low["p99_ms"], 2), "ms", note))
+            body, count = payload(texts, PAYLOAD_BYTES)
+            post(url + "/invocations", body[: len(body) // 20], "application/jsonlines")  # warm-up
+            seconds = min(post(url + "/invocations", body, "application/jsonlines")[0] for _ in range(3))
+            note = f"{count:,} reviews, {len(body) / 2**20:.1f} MB in {seconds:.2f} s; target >= 1,000"
+            rows.append(row("6 MB batch", round(count / seconds, 1), "reviews/s", note))
+    if args.image:
+        rows.extend(image_rows(args.image))
+    print_table(rows, ["case", "value", "unit", "note"])
+    path = write_results("serve", {"review_words": len(review.split()), "clients": args.clients, "rows": rows})
+    print(f"results: {path.relative_to(REPOSITORY)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""The Flask app of SageMaker's inference contract.
+
+    GET  /ping                  200 once the model is loaded, else 503
+    POST /invocations           reviews in (see codecs.py), verdicts out
+    GET  /execution-parameters  what Batch Transform should send (multi-record, 6 MB)
+    GET  /metrics               Prometheus text format
+
+Explanations (per-token contributions) are asked for with `?explain=true`, `"explain": true` in a
+JSON object body, or `explain=true` in SageMaker's CustomAttributes header. Every error is a JSON
+body `{"error": ..., "message": ...}` with its status, mapped in `_answer_error` alone; no review
+text reaches the logs unless SENTIMENT_LOG_REVIEWS=1.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, g, request
+from werkzeug.exceptions import HTTPException
+
+from sentiment.contract import ServingSettings
+from sentiment.predictor import LABELS, Predictor
+from sentiment.serving.batching import MicroBatcher
+from sentiment.serving.codecs import DEFAULT_ANSWER, Result, input_fn, negotiate, output_fn
+from sentiment.serving.errors import BadRequest, PayloadTooLarge, ServingError
+from sentiment.serving.loading import ModelHolder, model_fn, model_source
+from sentiment.serving.metrics import Metrics
+
+log = logging.getLogger("sentiment.serving")
+
+DRAINED_BODY_FACTOR = 4  # a body over the limit, up to this many times it, is read before the 413
+MAX_EXPLAINED_REVIEWS = 64  # explanations cost a backward pass per review: not for whole batches
+CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
+TRUE_WORDS = ("1", "true", "yes")
+
+routes = Blueprint("sentiment", __name__)
+
+
+class Server:
+    """What the routes share: settings, the model holder, the batcher and the metrics."""
+
+    def __init__(self, settings: ServingSettings, load: Callable[[], Predictor]) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.model = ModelHolder(load)
+        self.batcher = MicroBatcher(
+            self._score, settings.max_batch, settings.max_wait_ms / 1000, self.metrics.batch_size.observe
+        )
+
+    def _score(self, reviews: list[str]) -> Any:
+        return self.model.get().predict_proba(reviews)
+
+
+def create_app(settings: ServingSettings, load: Callable[[], Predictor] | None = None) -> Flask:
+    """The app; `load` returns the model (default: from the settings' model source, checked now)."""
+    if load is None:
+        source = model_source(settings)
+
+        def load() -> Predictor:
+            return model_fn(source)
+
+    app = Flask(__name__)
+    app.extensions["sentiment"] = Server(settings, load)
+    app.register_blueprint(routes)
+    app.register_error_handler(Exception, _answer_error)
+    app.before_request(_start_timer)
+    app.after_request(_record)
+    return app
+
+
+def _server() -> Server:
+    return current_app.extensions["sentiment"]
+
+
+@routes.get("/ping")
+def ping() -> Response:
+    server = _server()
+    predictor = server.model.get()  # ModelNotReady -> 503
+    server.metrics.model.labels(version=predictor.version, family=predictor.family).set(1)
+    return _json({"status": "ready", "model": predictor.version, "family": predictor.family})
+
+
+@routes.post("/invocations")
+def invocations() -> Response:
+    with _server().batcher.expecting():
+        return _invoke(_server())
+
+
+def _invoke(server: Server) -> Response:
+    decoded = input_fn(_body(server.settings.max_payload_bytes), request.headers.get("Content-Type"))
+    g.reviews = len(decoded.reviews)
+    accept = request.headers.get("Accept")
+    negotiate(accept, DEFAULT_ANSWER[decoded.content_type])  # a 406 before any scoring
+    predictor = server.model.get()
+    explain = decoded.explain or _explain_asked()
+    if explain and len(decoded.reviews) > MAX_EXPLAINED_REVIEWS:
+        raise BadRequest(f"explanations are given for at most {MAX_EXPLAINED_REVIEWS} reviews per request")
+    scores = server.batcher.submit(decoded.reviews, timeout=server.settings.timeout)
+    explanations = predictor.explain(decoded.reviews) if explain else [None] * len(decoded.reviews)
+    results = [
+        Result(
+            label=LABELS[int(score >= 0.5)],
+            score=float(score),
+            contributions=explanation.to_json() if explanation is not None else None,
+        )
+        for score, explanation in zip(scores, explanations, strict=True)
+    ]
+    for label in LABELS:
+        server.metrics.predictions.labels(label=label).inc(sum(result.label == label for result in results))
+    if server.settings.log_reviews:
+        log.info(json.dumps({"event": "reviews", "reviews": decoded.reviews, "scores": [r.score for r in results]}))
+    body, media_type = output_fn(results, decoded, accept)
+    return Response(body, status=200, mimetype=media_type)
+
+
+@routes.get("/execution-parameters")
+def execution_parameters() -> Response:
+    settings = _server().settings
+    return _json(
+        {
+            "MaxConcurrentTransforms": settings.workers,
+            "BatchStrategy": "MULTI_RECORD",
+            "MaxPayloadInMB": settings.max_payload_bytes // (1024 * 1024),
+        }
+    )
+
+
+@routes.get("/metrics")
+def metrics() -> Response:
+    body, content_type = _server().metrics.exposition()
+    return Response(body, status=200, content_type=content_type)
+
+
+def _body(limit: int) -> bytes:
+    """The request body, refused before reading when it declares more than `limit` bytes."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        if declared <= DRAINED_BODY_FACTOR * limit:
+            # Read and drop it: clients that send the whole body before reading then see the 413,
+            # not a connection reset.
+            while request.stream.read(64 * 1024):
+                pass
+        raise PayloadTooLarge(f"the body is {declared:,} bytes; the limit is {limit:,} ({limit // 2**20} MB)")
+    body = request.stream.read(limit + 1)
+    if len(body) > limit:
+        raise PayloadTooLarge(f"the body is over the {limit:,}-byte ({limit // 2**20} MB) limit")
+    return body
+
+
+def _explain_asked() -> bool:
+    if request.args.get("explain", "").lower() in TRUE_WORDS:
+        return True
+    attributes = request.headers.get(CUSTOM_ATTRIBUTES, "")
+    pairs = (part.partition("=") for part in attributes.split(","))
+    return any(name.strip() == "explain" and value.strip().lower() in TRUE_WORDS for name, _, value in pairs)
+
+
+def _answer_error(error: Exception) -> Response:
+    """Every failure as a JSON body with its status code: the one place statuses are chosen."""
+    if isinstance(error, ServingError):
+        status, document = error.status, error.to_json()
+    elif isinstance(error, HTTPException):
+        status = error.code or 500
+        name = (error.name or "error").lower().replace(" ", "_")
+        document = {"error": name, "message": error.description or name}
+    elif isinstance(error, TimeoutError):
+        status, document = 503, {"error": "timeout", "message": "the model did not answer in time; retry"}
+    else:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        status, document = 500, {"error": "internal_error", "message": f"{type(error).__name__}: {error}"}
+    return _json(document, status)
+
+
+def _json(document: Any, status: int = 200) -> Response:
+    return Response(json.dumps(document, ensure_ascii=False), status=status, mimetype="application/json")
+
+
+def _start_timer() -> None:
+    g.started = time.perf_counter()
+
+
+def _record(response: Response) -> Response:
+    """Metrics and one structured log line per request (never its text)."""
+    seconds = time.perf_counter() - g.get("started", time.perf_counter())
+    route = request.url_rule.rule if request.url_rule is not None else "(unmatched)"
+    status = str(response.status_code)
+    server = _server()
+    server.metrics.requests.labels(route=route, status=status).inc()
+    server.metrics.latency.labels(route=route, status=status).observe(seconds)
+    if route != "/ping" or response.status_code != 200:
+        entry = {
+            "event": "request",
+            "method": request.method,
+            "route": route,
+            "status": response.status_code,
+            "ms": round(seconds * 1000, 2),
+            "reviews": g.get("reviews", 0),
+            "content_type": request.headers.get("Content-Type"),
+            "accept": request.headers.get("Accept"),
+            "bytes_in": request.content_length,
+        }
+        log.info(json.dumps(entry))
+    return response

@@ -1,0 +1,200 @@
+"""`serve` for real: gunicorn workers on a free port, spoken to over HTTP, stopped with SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from sentiment.artifacts import load_model, save_model
+from sentiment.predictor import Predictor
+from tests.conftest import free_port
+
+SERVE = str(Path(sys.executable).with_name("serve"))
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+
+    def request(
+        self, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        request = urllib.request.Request(self.url + path, data=body, headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read()
+
+
+def start(environment: dict[str, str]) -> Server:
+    port = free_port()
+    env = {**os.environ, "SENTIMENT_BIND_HOST": "127.0.0.1", "SAGEMAKER_BIND_TO_PORT": str(port), **environment}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    process = subprocess.Popen([SERVE], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    server = Server(f"http://127.0.0.1:{port}", process)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"serve exited with {process.returncode}: {process.stdout.read().decode()}")  # type: ignore[union-attr]
+        try:
+            if server.request("/ping")[0] == 200:
+                return server
+        except OSError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise TimeoutError("serve did not become ready in 60 s")
+
+
+def stop(server: Server) -> tuple[int, str]:
+    server.process.send_signal(signal.SIGTERM)
+    output, _ = server.process.communicate(timeout=40)
+    return server.process.returncode, output.decode()
+
+
+@pytest.fixture(scope="module")
+def model_dir(small_ensemble: Predictor, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("model")
+    save_model(small_ensemble, directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def server(model_dir: Path) -> Iterator[Server]:
+    server = start({"SM_MODEL_DIR": str(model_dir), "MODEL_SERVER_WORKERS": "2"})
+    yield server
+    status, output = stop(server)
+    assert status == 0, output
+
+
+def test_ping_and_a_verdict_over_http(server: Server, small_ensemble: Predictor, model_dir: Path) -> None:
+    status, headers, body = server.request("/ping")
+    assert status == 200 and json.loads(body)["model"] == load_model(model_dir).version
+    review = "A superb, moving masterpiece. I loved it."
+    status, headers, body = server.request("/invocations", review.encode(), {"Content-Type": "text/plain"})
+    assert status == 200 and headers["Content-Type"].startswith("application/json")
+    assert json.loads(body)["score"] == pytest.approx(small_ensemble.predict_proba([review])[0])
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status"),
+    [
+        (b"hello", {"Content-Type": "application/xml"}, 415),
+        (b"hello", {"Content-Type": "text/plain", "Accept": "image/png"}, 406),
+        (b"\xff\xfe", {"Content-Type": "text/plain"}, 400),
+        (b"[", {"Content-Type": "application/json"}, 400),
+        (b"", {"Content-Type": "text/plain"}, 400),
+        (b"x" * (6 * 1024 * 1024 + 1), {"Content-Type": "text/plain"}, 413),
+    ],
+)
+def test_errors_over_http_and_the_server_keeps_serving(server: Server, body: bytes, headers: dict, status: int) -> None:
+    answer, _response_headers, response_body = server.request("/invocations", body, headers)
+    assert answer == status and json.loads(response_body)["message"]
+    assert server.request("/invocations", b"fine film", {"Content-Type": "text/plain"})[0] == 200
+
+
+def test_concurrent_requests_each_get_their_own_answer(server: Server, small_ensemble: Predictor) -> None:
+    reviews = [f"{'superb ' * (i % 7)}{'awful ' * (i % 5)}film number {i}" for i in range(96)]
+    expected = small_ensemble.predict_proba(reviews)
+
+    def ask(review: str) -> float:
+        status, _, body = server.request("/invocations", review.encode(), {"Content-Type": "text/plain"})
+        assert status == 200
+        return json.loads(body)["score"]
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        answers = list(pool.map(ask, reviews))
+    assert answers == pytest.approx(expected.tolist(), abs=1e-6)
+    # The requests were batched: fewer model calls than reviews, counted across both workers.
+    metrics = server.request("/metrics")[2].decode()
+    calls = next(
+        float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("sentiment_batch_size_count")
+    )
+    assert 0 < calls < len(reviews)
+
+
+def test_a_multi_record_batch_in_order(server: Server, small_ensemble: Predictor) -> None:
+    reviews = [f"{'loved ' * (i % 4)}{'hated ' * (i % 3)}review {i}" for i in range(500)]
+    body = "".join(json.dumps(review) + "\n" for review in reviews).encode()
+    status, _headers, answer = server.request(
+        "/invocations", body, {"Content-Type": "application/jsonlines", "Accept": "application/jsonlines"}
+    )
+    assert status == 200
+    scores = [json.loads(line)["score"] for line in answer.decode().splitlines()]
+    assert scores == pytest.approx(small_ensemble.predict_proba(reviews).tolist(), abs=1e-6)
+
+
+def test_metrics_add_up_every_worker(server: Server) -> None:
+    for _ in range(6):
+        server.request("/invocations", b"fine film", {"Content-Type": "text/plain"})
+    status, _headers, body = server.request("/metrics")
+    text = body.decode()
+    assert status == 200 and "sentiment_requests_total" in text and "sentiment_predictions_total" in text
+    assert "sentiment_model_info" in text
+
+
+def test_a_tarball_in_the_model_folder_is_served(model_dir: Path, tmp_path: Path) -> None:
+    packed = tmp_path / "model"
+    packed.mkdir()
+    with tarfile.open(packed / "model.tar.gz", "w:gz") as archive:
+        for path in model_dir.iterdir():
+            archive.add(path, arcname=path.name)
+    server = start({"SM_MODEL_DIR": str(packed), "MODEL_SERVER_WORKERS": "1"})
+    try:
+        assert server.request("/invocations", b"loved it", {"Content-Type": "text/plain"})[0] == 200
+    finally:
+        assert stop(server)[0] == 0
+
+
+def test_sigterm_finishes_requests_in_flight(model_dir: Path) -> None:
+    server = start({"SM_MODEL_DIR": str(model_dir), "MODEL_SERVER_WORKERS": "1"})
+    body = "".join(json.dumps(f"review {i} " + "superb " * 200) + "\n" for i in range(3000)).encode()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        in_flight = pool.submit(server.request, "/invocations", body, {"Content-Type": "application/jsonlines"})
+        time.sleep(0.3)
+        status, output = stop(server)
+        assert in_flight.result()[0] == 200
+    assert status == 0, output
+    assert "Shutting down" in output or "Handling signal: term" in output
+
+
+@pytest.mark.parametrize(
+    ("environment", "message"),
+    [
+        ({"SM_MODEL_DIR": "/nonexistent/model"}, "USE_BUNDLED_MODEL=1"),
+        ({"MODEL_SERVER_WORKERS": "many", "USE_BUNDLED_MODEL": "1"}, "MODEL_SERVER_WORKERS"),
+        ({"USE_BUNDLED_MODEL": "maybe"}, "USE_BUNDLED_MODEL"),
+    ],
+)
+def test_serve_refuses_to_start_without_a_usable_model_or_settings(environment: dict, message: str) -> None:
+    result = subprocess.run([SERVE], env={**os.environ, **environment}, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and message in result.stderr
+
+
+def test_serve_refuses_a_tampered_model(model_dir: Path, tmp_path: Path) -> None:
+    tampered = tmp_path / "model"
+    tampered.mkdir()
+    for path in model_dir.iterdir():
+        (tampered / path.name).write_bytes(path.read_bytes())
+    weights = bytearray((tampered / "weights.safetensors").read_bytes())
+    weights[-1] ^= 0xFF
+    (tampered / "weights.safetensors").write_bytes(bytes(weights))
+    result = subprocess.run(
+        [SERVE], env={**os.environ, "SM_MODEL_DIR": str(tampered)}, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1 and "checksum" in result.stderr
