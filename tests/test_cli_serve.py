@@ -76,7 +76,8 @@ def model_dir(small_ensemble: Predictor, tmp_path_factory: pytest.TempPathFactor
 
 @pytest.fixture(scope="module")
 def server(model_dir: Path) -> Iterator[Server]:
-    server = start({"SM_MODEL_DIR": str(model_dir), "MODEL_SERVER_WORKERS": "2"})
+    # float32, so answers can be compared exactly with the model's; "auto" is tested on its own below.
+    server = start({"SM_MODEL_DIR": str(model_dir), "MODEL_SERVER_WORKERS": "2", "SENTIMENT_PRECISION": "float32"})
     yield server
     status, output = stop(server)
     assert status == 0, output
@@ -146,6 +147,18 @@ def test_metrics_add_up_every_worker(server: Server) -> None:
     text = body.decode()
     assert status == 200 and "sentiment_requests_total" in text and "sentiment_predictions_total" in text
     assert "sentiment_model_info" in text
+
+
+def test_the_default_precision_answers_as_float32_does_within_rounding(model_dir: Path) -> None:
+    server = start({"SM_MODEL_DIR": str(model_dir), "MODEL_SERVER_WORKERS": "1"})
+    try:
+        reviews = [f"{'superb ' * (i % 5)}{'awful ' * (i % 3)}film {i}" for i in range(50)]
+        body = "".join(json.dumps(review) + "\n" for review in reviews).encode()
+        answer = server.request("/invocations", body, {"Content-Type": "application/jsonlines"})[2]
+        scores = [json.loads(line)["score"] for line in answer.decode().splitlines()]
+        assert scores == pytest.approx(load_model(model_dir).predict_proba(reviews).tolist(), abs=0.02)
+    finally:
+        assert stop(server)[0] == 0
 
 
 def test_a_tarball_in_the_model_folder_is_served(model_dir: Path, tmp_path: Path) -> None:

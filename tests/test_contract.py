@@ -1,11 +1,14 @@
-"""sentiment.contract: SageMaker's paths, their environment overrides, and the metric regexes."""
+"""sentiment.contract: SageMaker's paths and serving settings, their environment overrides, and the metric regexes."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
-from sentiment.contract import FAILURE_REASON_LIMIT, METRIC_DEFINITIONS, TrainingPaths
+import pytest
+
+from sentiment.contract import FAILURE_REASON_LIMIT, METRIC_DEFINITIONS, ServingSettings, SettingsError, TrainingPaths
 
 
 def test_default_paths_are_sagemakers() -> None:
@@ -53,3 +56,46 @@ def test_metric_regexes_match_the_training_log() -> None:
         "test:accuracy": "0.9201",
         "test:roc_auc": "0.9712",
     }
+
+
+def test_serving_settings_default_to_sagemakers() -> None:
+    settings = ServingSettings.from_environment({})
+    assert settings.model_dir == Path("/opt/ml/model") and not settings.use_bundled_model
+    assert (settings.host, settings.port, settings.threads, settings.timeout) == ("0.0.0.0", 8080, 16, 60)
+    assert settings.workers == (os.cpu_count() or 1) and settings.max_batch == 64 and settings.precision == "auto"
+    assert settings.max_payload_bytes == 6 * 1024 * 1024
+
+
+def test_serving_settings_come_from_the_environment() -> None:
+    settings = ServingSettings.from_environment(
+        {
+            "SM_MODEL_DIR": "/models/a",
+            "USE_BUNDLED_MODEL": "true",
+            "SAGEMAKER_BIND_TO_PORT": "9000",
+            "MODEL_SERVER_WORKERS": "3",
+            "MODEL_SERVER_TIMEOUT": "5",
+            "SENTIMENT_MAX_BATCH": "1",
+            "SENTIMENT_MAX_WAIT_MS": "0",
+            "SENTIMENT_LOG_REVIEWS": "yes",
+            "SENTIMENT_PRECISION": "BFloat16",
+        }
+    )
+    assert settings.model_dir == Path("/models/a") and settings.use_bundled_model and settings.log_reviews
+    assert (settings.port, settings.workers, settings.timeout, settings.max_batch) == (9000, 3, 5, 1)
+    assert settings.max_wait_ms == 0 and settings.precision == "bfloat16"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SAGEMAKER_BIND_TO_PORT", "http"),
+        ("SAGEMAKER_BIND_TO_PORT", "70000"),
+        ("MODEL_SERVER_WORKERS", "0"),
+        ("SENTIMENT_MAX_BATCH", "-1"),
+        ("USE_BUNDLED_MODEL", "perhaps"),
+        ("SENTIMENT_PRECISION", "int4"),
+    ],
+)
+def test_bad_serving_settings_are_refused_by_name(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        ServingSettings.from_environment({name: value})

@@ -55,3 +55,16 @@ def test_a_predictor_needs_its_parts(predictor: Predictor) -> None:
         Predictor(
             "ensemble", predictor.tokenizer_settings, predictor.vocabulary, predictor.encoding, lstm=predictor.lstm
         )
+
+
+def test_bfloat16_scoring_agrees_with_float32(predictor: Predictor) -> None:
+    texts = [*made_up(40, 11).text, *EDGE_CASES]
+    exact = predictor.predict_proba(texts)
+    try:
+        assert predictor.use_precision("bfloat16") == "bfloat16"
+        approximate = predictor.predict_proba(texts)
+        assert predictor.use_precision("auto") in ("float32", "bfloat16")
+    finally:
+        predictor.use_precision("float32")
+    assert np.allclose(exact, approximate, atol=0.02)
+    assert np.array_equal(predictor.predict_proba(texts), exact)

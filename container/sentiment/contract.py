@@ -26,6 +26,8 @@ Serving (`serve`):
 | MODEL_SERVER_TIMEOUT      | 60               | seconds before a stuck request's worker is restarted  |
 | SENTIMENT_MAX_BATCH       | 64               | most reviews in one model call; 1 turns batching off  |
 | SENTIMENT_MAX_WAIT_MS     | 5                | how long a lone request waits for others to join it   |
+| SENTIMENT_PRECISION       | auto             | the LSTM's arithmetic: float32, bfloat16, or auto     |
+|                           |                  | (bfloat16 where the CPU has it natively)              |
 | SENTIMENT_LOG_REVIEWS     | 0                | 1: log review text (never by default)                 |
 
 The names follow the sagemaker-training toolkit's and SageMaker hosting's. Only the entry points
@@ -121,6 +123,7 @@ class ServingSettings:
     max_batch: int
     max_wait_ms: float
     log_reviews: bool
+    precision: str = "auto"
     max_payload_bytes: int = MAX_PAYLOAD_MB * 1024 * 1024
 
     @classmethod
@@ -137,6 +140,7 @@ class ServingSettings:
             max_batch=_integer(environ, "SENTIMENT_MAX_BATCH", 64, 1, 4096),
             max_wait_ms=_integer(environ, "SENTIMENT_MAX_WAIT_MS", 5, 0, 1000),
             log_reviews=_flag(environ, "SENTIMENT_LOG_REVIEWS"),
+            precision=_choice(environ, "SENTIMENT_PRECISION", ("auto", "float32", "bfloat16")),
         )
 
 
@@ -151,6 +155,13 @@ def _integer(environ: Mapping[str, str], name: str, default: int, low: int, high
     if not low <= value <= high:
         raise SettingsError(f"{name}={value} is outside {low}..{high}")
     return value
+
+
+def _choice(environ: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    raw = environ.get(name, "").strip().lower() or choices[0]
+    if raw not in choices:
+        raise SettingsError(f"{name}={raw!r} must be one of {', '.join(choices)}")
+    return raw
 
 
 def _flag(environ: Mapping[str, str], name: str) -> bool:

@@ -68,7 +68,7 @@ class SentimentServer(BaseApplication):
 
         def load_or_halt() -> Predictor:
             try:
-                return model_fn(source)
+                return model_fn(source, self.settings.precision)
             except Exception:
                 log.exception("this worker cannot load the model; stopping the server")
                 os._exit(Arbiter.WORKER_BOOT_ERROR)  # gunicorn halts on a worker's boot error

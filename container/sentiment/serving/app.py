@@ -61,7 +61,7 @@ def create_app(settings: ServingSettings, load: Callable[[], Predictor] | None =
         source = model_source(settings)
 
         def load() -> Predictor:
-            return model_fn(source)
+            return model_fn(source, settings.precision)
 
     app = Flask(__name__)
     app.extensions["sentiment"] = Server(settings, load)

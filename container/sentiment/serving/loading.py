@@ -36,10 +36,11 @@ def model_source(settings: ServingSettings) -> Path:
     )
 
 
-def model_fn(source: Path) -> Predictor:
+def model_fn(source: Path, precision: str = "auto") -> Predictor:
     """SageMaker's model_fn: the model at `source` (checked against its manifest, never unpickled)."""
     predictor = load_model(source)
-    log.info("model %s (%s) loaded from %s", predictor.version, predictor.family, source)
+    chosen = predictor.use_precision(precision)  # type: ignore[arg-type]
+    log.info("model %s (%s) loaded from %s, scoring in %s", predictor.version, predictor.family, source, chosen)
     return predictor
 
 
