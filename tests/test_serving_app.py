@@ -53,12 +53,13 @@ def test_ping_is_503_while_loading_and_after_a_failed_load(small_ensemble: Predi
         release.wait(10)
         return small_ensemble
 
-    app = create_app(settings(), load=slow_load)
+    app = create_app(settings(timeout=1), load=slow_load)
     response = app.test_client().get("/ping")
     assert response.status_code == 503 and "still loading" in response.json["message"]
+    # A request waits for the model (up to the timeout) rather than failing at once.
     assert post(app.test_client(), POSITIVE, "text/plain").status_code == 503
-    release.set()
-    app.extensions["sentiment"].model.wait(10)
+    threading.Timer(0.3, release.set).start()
+    assert post(app.test_client(), POSITIVE, "text/plain").status_code == 200
     assert app.test_client().get("/ping").status_code == 200
 
     def broken_load() -> Predictor:

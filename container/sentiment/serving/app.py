@@ -95,7 +95,8 @@ def _invoke(server: Server) -> Response:
     g.reviews = len(decoded.reviews)
     accept = request.headers.get("Accept")
     negotiate(accept, DEFAULT_ANSWER[decoded.content_type])  # a 406 before any scoring
-    predictor = server.model.get()
+    # /ping says whether this worker is ready; a request that reaches a worker still loading waits for it.
+    predictor = server.model.get(wait=server.settings.timeout)
     explain = decoded.explain or _explain_asked()
     if explain and len(decoded.reviews) > MAX_EXPLAINED_REVIEWS:
         raise BadRequest(f"explanations are given for at most {MAX_EXPLAINED_REVIEWS} reviews per request")

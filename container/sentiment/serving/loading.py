@@ -67,8 +67,10 @@ class ModelHolder:
         """Block until loading has finished (or failed); True when it has."""
         return self._loaded.wait(timeout)
 
-    def get(self) -> Predictor:
-        """The model, or ModelNotReady saying why there is none yet."""
+    def get(self, wait: float = 0.0) -> Predictor:
+        """The model, waiting up to `wait` seconds for it to load; ModelNotReady saying why there is none."""
+        if self._predictor is None and wait > 0:
+            self._loaded.wait(wait)
         if self._predictor is not None:
             return self._predictor
         if self._error is not None:
