@@ -9,7 +9,7 @@ SHARED_ARCHIVE := ../shared/data/aclImdb_v1.tar.gz
 # The shared copy of the dataset when it is there, else the official download.
 SOURCE ?= $(if $(wildcard $(SHARED_ARCHIVE)),$(SHARED_ARCHIVE),https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz)
 
-.PHONY: run data test lint format bench-preprocess bench-accuracy bundled-model clean
+.PHONY: run data test lint format bench-preprocess bench-accuracy bench-serve bundled-model image image-cuda clean
 
 # The API on the bundled model at http://127.0.0.1:8080 (Ctrl+C stops it); the page joins it later.
 run: $(VENV)/.installed
@@ -36,6 +36,18 @@ bench-preprocess: $(VENV)/.installed
 # About 30 minutes on 2 cores: four models trained and tested on the full data.
 bench-accuracy: data
 	$(BIN)/python benchmarks/accuracy.py
+
+# Serving speed over HTTP with wrk (about 1 min; apt-get install wrk).
+bench-serve: data
+	$(BIN)/python benchmarks/serve.py
+
+# The CPU image, offline (about 2 min the first time, 1 s when up to date); docker/README.md.
+image:
+	docker/build_image.sh --cpu
+
+# The CUDA image for SageMaker GPU training (needs network access for its base image and wheels).
+image-cuda:
+	docker/build_image.sh
 
 # Retrain the bundled default model (about 10 minutes): `train` on the channels, then float16.
 bundled-model: data

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# docker/build_image.sh [--cpu] [--tag NAME] [--force] [--no-cache]: builds docker/Dockerfile, the SageMaker train/serve
+# image: CUDA (default; pulls its base and wheels, for GPU training) or --cpu (offline: local base and wheelhouse).
+set -euo pipefail
+
+REPOSITORY="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CONTEXT="$REPOSITORY/build/image-context"
+MODE=cuda
+TAG=""
+FORCE=0
+CACHE=()
+
+step() { echo "build_image: $*"; }
+fail() {
+    echo "build_image: error: $*" >&2
+    exit 1
+}
+usage() { echo "usage: docker/build_image.sh [--cpu] [--tag NAME] [--force] [--no-cache]"; }
+
+while (($#)); do
+    case "$1" in
+    --cpu) MODE=cpu ;;
+    --cuda) MODE=cuda ;;
+    --tag)
+        TAG="${2:?--tag needs a name}"
+        shift
+        ;;
+    --force) FORCE=1 ;;
+    --no-cache)
+        CACHE=(--no-cache)
+        FORCE=1
+        ;;
+    -h | --help)
+        usage
+        sed -n '2,3p' "$0" | sed 's/^# //'
+        exit 0
+        ;;
+    *) fail "unknown argument $1 ($(usage))" ;;
+    esac
+    shift
+done
+TAG="${TAG:-sentiment:$MODE}"
+
+step "checking the docker engine"
+docker info >/dev/null 2>&1 || fail "no docker engine answers (start dockerd first; see docker/README.md)"
+
+BUILD_ARGS=()
+if [[ "$MODE" == cpu ]]; then
+    # Offline: a Debian base made here, and wheels fetched beforehand on this machine (both skip when done).
+    "$REPOSITORY/docker/build_base_image.sh"
+    "$REPOSITORY/docker/build_wheelhouse.sh"
+    BUILD_ARGS=(
+        --build-arg BASE_IMAGE=sentiment-base:bookworm
+        --build-arg SYSTEM_PACKAGES=
+        --build-arg BUILD_PACKAGES=
+        --build-arg WHEELS=wheelhouse
+    )
+fi
+# CUDA: the Dockerfile's defaults (NVIDIA's base, pip's index). PIP_ARGS passes extra pip options through.
+BUILD_ARGS+=(--build-arg "PIP_ARGS=${PIP_ARGS:-}")
+
+step "staging the build context in $CONTEXT"
+rm -rf "$CONTEXT"
+mkdir -p "$CONTEXT/container" "$CONTEXT/docker" "$CONTEXT/wheelhouse"
+tar -C "$REPOSITORY/container" --exclude=__pycache__ --exclude='*.pyc' --exclude='*.egg-info' --exclude=./build -c . |
+    tar -C "$CONTEXT/container" -x
+cp "$REPOSITORY/docker/entrypoint.sh" "$CONTEXT/docker/entrypoint.sh"
+if [[ "$MODE" == cpu ]]; then
+    # Hard links: the wheelhouse enters the context without a second copy on disk.
+    cp -l "$REPOSITORY"/build/wheelhouse/*.whl "$CONTEXT/wheelhouse/" 2>/dev/null ||
+        cp "$REPOSITORY"/build/wheelhouse/*.whl "$CONTEXT/wheelhouse/"
+fi
+
+# What the image is made from: the context's files, the Dockerfile and the build arguments. An image with this
+# tag and the same hash is up to date, so CI and the tests build once and reuse it.
+source_hash="$(
+    {
+        (cd "$CONTEXT" && find . -type f -print0 | sort -z | xargs -0 sha256sum)
+        sha256sum <"$REPOSITORY/docker/Dockerfile"
+        printf '%s\n' "${BUILD_ARGS[@]}"
+    } | sha256sum | cut -c1-16
+)"
+built_from="$(docker image inspect -f '{{index .Config.Labels "sentiment.source-hash"}}' "$TAG" 2>/dev/null || true)"
+if ((!FORCE)) && [[ "$built_from" == "$source_hash" ]]; then
+    step "$TAG is up to date with the source (hash $source_hash); nothing to build (--force rebuilds)"
+else
+    revision="$(git -C "$REPOSITORY" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    if [[ -n "$(git -C "$REPOSITORY" status --porcelain 2>/dev/null)" ]]; then revision="$revision-dirty"; fi
+    step "docker build $TAG ($MODE, revision $revision, source hash $source_hash)"
+    started=$SECONDS
+    docker build "${CACHE[@]}" \
+        --file "$REPOSITORY/docker/Dockerfile" \
+        "${BUILD_ARGS[@]}" \
+        --build-arg "REVISION=$revision" \
+        --label "sentiment.source-hash=$source_hash" \
+        --tag "$TAG" \
+        "$CONTEXT" || fail "docker build failed (see above)"
+    step "built $TAG in $((SECONDS - started)) s"
+fi
+size="$(docker image inspect -f '{{.Size}}' "$TAG")"
+step "$TAG: $((size / 1000000)) MB ($size bytes)"
