@@ -211,3 +211,21 @@ def test_serve_refuses_a_tampered_model(model_dir: Path, tmp_path: Path) -> None
         [SERVE], env={**os.environ, "SM_MODEL_DIR": str(tampered)}, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 1 and "checksum" in result.stderr
+
+
+def test_boto3s_invoke_endpoint_reaches_the_server(server: Server, aws_environment: dict) -> None:
+    import boto3
+    from botocore.exceptions import ClientError
+
+    runtime = boto3.client("sagemaker-runtime", endpoint_url=server.url)
+    response = runtime.invoke_endpoint(
+        EndpointName="sentiment",
+        Body=b"A superb, moving masterpiece.",
+        ContentType="text/plain",
+        Accept="application/json",
+    )
+    assert response["ContentType"] == "application/json"
+    assert json.loads(response["Body"].read())["label"] in ("positive", "negative")
+    with pytest.raises(ClientError) as refused:
+        runtime.invoke_endpoint(EndpointName="sentiment", Body=b"   ", ContentType="text/plain")
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400

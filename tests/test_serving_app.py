@@ -235,3 +235,11 @@ def test_logs_hold_no_review_text_unless_asked(small_ensemble: Predictor, caplog
     with caplog.at_level(logging.INFO, logger="sentiment.serving"):
         post(ready_app(small_ensemble, log_reviews=True).test_client(), f"{POSITIVE} {secret}", "text/plain")
     assert secret in caplog.text
+
+
+def test_the_runtime_api_path_answers_like_invocations(client: FlaskClient) -> None:
+    direct = post(client, POSITIVE, "text/plain")
+    relayed = client.post(
+        "/endpoints/sentiment-endpoint/invocations", data=POSITIVE, headers={"Content-Type": "text/plain"}
+    )
+    assert relayed.status_code == 200 and relayed.json == direct.json

@@ -2,6 +2,9 @@
 
     GET  /ping                  200 once the model is loaded, else 503
     POST /invocations           reviews in (see codecs.py), verdicts out
+    POST /endpoints/<name>/invocations
+                                the same, at the path of sagemaker-runtime's InvokeEndpoint, so the
+                                Lambda relay's boto3 client can call a local server (endpoint URL override)
     GET  /execution-parameters  what Batch Transform should send (multi-record, 6 MB)
     GET  /metrics               Prometheus text format
 
@@ -85,7 +88,9 @@ def ping() -> Response:
 
 
 @routes.post("/invocations")
-def invocations() -> Response:
+@routes.post("/endpoints/<endpoint>/invocations")
+def invocations(endpoint: str | None = None) -> Response:
+    """SageMaker's route, and the runtime API's (InvokeEndpoint) so a boto3 client can talk to a local server."""
     with _server().batcher.expecting():
         return _invoke(_server())
 
