@@ -1,5 +1,5 @@
 # The two set-up commands of the README, and the helpers they share.
-#   make run    install into .venv and serve the bundled model on http://127.0.0.1:8080
+#   make run    install into .venv and start the page + API on the bundled model at http://127.0.0.1:8080
 #   make test   install the test dependencies and run the whole suite (what .ci/run calls)
 
 PYTHON ?= python3
@@ -9,10 +9,15 @@ SHARED_ARCHIVE := ../shared/data/aclImdb_v1.tar.gz
 # The shared copy of the dataset when it is there, else the official download.
 SOURCE ?= $(if $(wildcard $(SHARED_ARCHIVE)),$(SHARED_ARCHIVE),https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz)
 
-.PHONY: run data test lint format bench-preprocess bench-accuracy bench-serve bundled-model image image-cuda clean
+.PHONY: run serve data test lint format bench-preprocess bench-accuracy bench-serve bundled-model image image-cuda clean
 
-# The API on the bundled model at http://127.0.0.1:8080 (Ctrl+C stops it); the page joins it later.
+# The visitor's whole path on http://127.0.0.1:8080: the page at /, POST /predict through the Lambda relay
+# to `serve` with the bundled model (local_test/run_stack.sh; Ctrl+C stops it all).
 run: $(VENV)/.installed
+	local_test/run_stack.sh --port $${PORT:-8080}
+
+# Only the model server (SageMaker's /ping and /invocations) on http://127.0.0.1:8080.
+serve: $(VENV)/.installed
 	USE_BUNDLED_MODEL=1 SENTIMENT_BIND_HOST=127.0.0.1 SAGEMAKER_BIND_TO_PORT=$${PORT:-8080} $(BIN)/serve
 
 # The training channels in data/channels (about 5 s once the archive is cached).

@@ -57,6 +57,9 @@ class SentimentServer(BaseApplication):
             "loglevel": "info",
             "post_fork": _post_fork,
             "child_exit": _child_exit,
+            # No gunicornc control socket: by default every server on a machine shares one file in
+            # ~/.gunicorn, and the image's `sentiment` user may have no writable home.
+            "control_socket_disable": True,
         }
         for name, value in options.items():
             self.cfg.set(name, value)

@@ -1,0 +1,197 @@
+"""A local stand-in for API Gateway: serves web/ at / and turns POST /predict into a proxy event (payload 1.0)
+for the real lambda/handler.py, whose boto3 client is pointed at a local `serve` speaking SageMaker runtime's API."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import importlib.util
+import json
+import os
+import sys
+import traceback
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+WEB_DIR = REPOSITORY / "web"
+HANDLER_PATH = REPOSITORY / "lambda" / "handler.py"
+ENDPOINT_NAME = "local"  # `serve` answers /endpoints/<any name>/invocations
+MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's own payload limit
+CONTENT_TYPES = {  # the only files served, and only from web/ itself
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".ico": "image/x-icon",
+    ".png": "image/png",
+}
+
+
+def step(message: str) -> None:
+    sys.stdout.write(f"gateway: {message}\n")
+    sys.stdout.flush()
+
+
+def load_handler(serve_url: str, origin: str) -> ModuleType:
+    """The real lambda/handler.py, configured through its environment the way Lambda would configure it."""
+    os.environ.update(
+        {
+            "ENDPOINT_NAME": ENDPOINT_NAME,
+            "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": serve_url,
+            "ALLOWED_ORIGIN": origin,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_CONFIG_FILE": "/dev/null",
+            "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        }
+    )
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        os.environ.pop(name, None)
+    # `lambda` is a keyword, so the folder cannot be imported as a package: load the file itself.
+    spec = importlib.util.spec_from_file_location("lambda_handler", HANDLER_PATH)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot load {HANDLER_PATH}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def static_files(folder: Path) -> dict[str, Path]:
+    """URL path -> file for each servable file directly in `folder`; `/` is index.html."""
+    files = {f"/{path.name}": path for path in folder.iterdir() if path.is_file() and path.suffix in CONTENT_TYPES}
+    if "/index.html" in files:
+        files["/"] = files["/index.html"]
+    return files
+
+
+def proxy_event(method: str, path: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
+    """The REST API (payload 1.0) proxy event API Gateway would hand Lambda for this request."""
+    try:
+        text, encoded = (body.decode("utf-8") if body else None), False
+    except UnicodeDecodeError:
+        # API Gateway hands bodies that are not UTF-8 text to Lambda base64-encoded.
+        text, encoded = base64.b64encode(body).decode("ascii"), True
+    return {
+        "resource": "/predict",
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "queryStringParameters": None,
+        "body": text,
+        "isBase64Encoded": encoded,
+        "requestContext": {"requestId": str(uuid.uuid4()), "stage": "local", "httpMethod": method},
+    }
+
+
+class Gateway(BaseHTTPRequestHandler):
+    """One request: a static file, a proxy event for the relay, or a JSON 404/413."""
+
+    relay: ModuleType
+    files: dict[str, Path]
+    max_body_bytes: int
+    server_version = "local-api-gateway"
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/predict":
+            self._proxy()
+            return
+        file = self.files.get(path)
+        if file is None:
+            self._json(404, {"error": "not_found", "message": f"no resource at {path}: the API is POST /predict"})
+            return
+        body = file.read_bytes()
+        self._send(200, {"Content-Type": CONTENT_TYPES[file.suffix], "Cache-Control": "no-cache"}, body)
+
+    def do_POST(self) -> None:
+        self._proxy()
+
+    def do_OPTIONS(self) -> None:
+        self._proxy()
+
+    def do_PUT(self) -> None:
+        self._proxy()
+
+    def do_DELETE(self) -> None:
+        self._proxy()
+
+    def _proxy(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path != "/predict":
+            self._json(404, {"error": "not_found", "message": f"no resource at {path}: the API is POST /predict"})
+            return
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            # A negative length would make rfile.read() wait for the client to close the connection.
+            self._json(400, {"error": "bad_request", "message": "Content-Length is not a number of bytes"})
+            return
+        if length > self.max_body_bytes:
+            self.close_connection = True
+            message = f"the body is over {self.max_body_bytes:,} bytes"
+            self._json(413, {"error": "payload_too_large", "message": message})
+            return
+        body = self.rfile.read(length) if length else b""
+        try:
+            response = self.relay.handler(proxy_event(self.command, path, dict(self.headers.items()), body), None)
+        except Exception as error:
+            # What API Gateway answers when the function itself fails; the traceback goes to the log, like CloudWatch.
+            step(f"the relay raised {type(error).__name__}: {error}")
+            traceback.print_exc()
+            self._json(502, {"message": "Internal server error"})
+            return
+        raw = response.get("body") or ""
+        self._send(int(response["statusCode"]), dict(response.get("headers") or {}), raw.encode("utf-8"))
+
+    def _json(self, status: int, document: dict[str, Any]) -> None:
+        self._send(status, {"Content-Type": "application/json"}, json.dumps(document).encode("utf-8"))
+
+    def _send(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        step(f"{self.command} {self.path.split('?', 1)[0]} -> {args[1] if len(args) > 1 else ''}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")), help="default: 8080")
+    parser.add_argument("--serve-url", required=True, help="the local `serve`, e.g. http://127.0.0.1:8081")
+    parser.add_argument("--max-body-bytes", type=int, default=MAX_BODY_BYTES, help="default: 10 MiB")
+    args = parser.parse_args(argv)
+
+    origin = f"http://127.0.0.1:{args.port}"
+    Gateway.relay = load_handler(args.serve_url.rstrip("/"), origin)
+    Gateway.files = static_files(WEB_DIR)
+    Gateway.max_body_bytes = args.max_body_bytes
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Gateway)
+    server.daemon_threads = True
+    step(f"relaying POST /predict to lambda/handler.py -> {args.serve_url} (endpoint {ENDPOINT_NAME!r})")
+    step(f"serving {len(Gateway.files)} files from web/ on {origin}/")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
