@@ -8,6 +8,7 @@ import base64
 import importlib.util
 import json
 import os
+import signal
 import sys
 import traceback
 import uuid
@@ -95,6 +96,7 @@ class Gateway(BaseHTTPRequestHandler):
     files: dict[str, Path]
     max_body_bytes: int
     server_version = "local-api-gateway"
+    timeout = 60  # seconds a connection may sit idle or half-sent before its thread gives up
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
@@ -182,15 +184,29 @@ def main(argv: list[str] | None = None) -> int:
     Gateway.max_body_bytes = args.max_body_bytes
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Gateway)
     server.daemon_threads = True
+    # Browsers open spare connections they may never use; closing must not wait for them.
+    server.block_on_close = False
+    stop_on_signals()
     step(f"relaying POST /predict to lambda/handler.py -> {args.serve_url} (endpoint {ENDPOINT_NAME!r})")
     step(f"serving {len(Gateway.files)} files from web/ on {origin}/")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
-        pass
+        step("stopped")
     finally:
         server.server_close()
     return 0
+
+
+def stop_on_signals() -> None:
+    """Ctrl+C, SIGTERM and SIGHUP stop the gateway, even when its parent started it with them ignored
+    (a shell's background job ignores SIGINT, nohup SIGHUP)."""
+
+    def interrupt(number: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, interrupt)
 
 
 if __name__ == "__main__":

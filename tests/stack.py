@@ -87,8 +87,16 @@ def launch(command: list[str], port: int, workdir: Path) -> Stack:
             cwd=REPOSITORY,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
             start_new_session=True,
+            preexec_fn=default_signals,
         )
     return Stack(process, port, log)
+
+
+def default_signals() -> None:
+    """Ctrl+C and SIGHUP as a terminal's job gets them. A test run started in the background (or under
+    nohup) inherits them ignored, and bash cannot trap a signal ignored when it started."""
+    for number in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(number, signal.SIG_DFL)
 
 
 def wait_for_page(stack: Stack) -> None:

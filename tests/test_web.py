@@ -343,6 +343,27 @@ def test_an_api_url_that_is_not_http_is_refused(watched: tuple[Page, Watch], sta
     assert page.evaluate("window.__pwned") is None
 
 
+def test_a_public_page_refuses_the_query_override(browser: Browser, stack: Stack) -> None:
+    # The same page served from a public host name: a link's ?api= must not redirect a visitor's review.
+    context = browser.new_context()
+    calls: list[str] = []
+    context.route(
+        "http://reviews.example/**",
+        lambda route: route.fulfill(
+            response=route.fetch(url=route.request.url.replace("http://reviews.example", stack.url))
+        ),
+    )
+    page = context.new_page()
+    page.on("request", lambda request: "/predict" in request.url and calls.append(request.url))
+    try:
+        page.goto(f"http://reviews.example/?api={quote(stack.url + '/predict', safe='')}")
+        judge(page, POSITIVE)
+        expect_error(page, "misconfigured", "?api= works only on a page served from this machine")
+        assert calls == []
+    finally:
+        context.close()
+
+
 def test_the_keyboard_alone_gets_a_verdict(page: Page, stack: Stack) -> None:
     page.goto(stack.url)
     box = page.get_by_label("Your movie review")

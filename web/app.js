@@ -18,9 +18,16 @@
   const encoder = new TextEncoder();
   let busy = false;
 
-  /** The API's URL: ?api=URL, else <meta name="sentiment-api">, else same-origin /predict. */
+  const LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]"];
+
+  /** The API's URL: ?api=URL (on a page served from this machine), else <meta name="sentiment-api">,
+   *  else same-origin /predict. A public page ignores no setting silently: it refuses ?api= outright,
+   *  since a link could otherwise send a visitor's review to any server it names. */
   function apiUrl() {
     const fromQuery = new URLSearchParams(window.location.search).get("api");
+    if (fromQuery && !LOOPBACK_HOSTS.includes(window.location.hostname)) {
+      throw new Error("?api= works only on a page served from this machine; set the sentiment-api meta tag");
+    }
     const meta = document.querySelector('meta[name="sentiment-api"]');
     const chosen = (fromQuery || (meta && meta.content) || "").trim();
     if (!chosen) return "/predict";
