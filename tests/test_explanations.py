@@ -93,9 +93,11 @@ def test_the_ensemble_explains_with_its_own_weights(small_ensemble: Predictor) -
     weights = small_ensemble.ensemble
     assert weights is not None and small_ensemble.lstm is not None and small_ensemble.linear is not None
     linear = small_ensemble.linear
-    expected = weights.linear * linear_contributions(
+    lstm_weight, linear_weight, _ = weights.weights(np.array([len(tokens)]))  # this text's length decides
+    assert weights.short_lstm is not None and lstm_weight[0] != weights.lstm  # a short text: blended weights
+    expected = linear_weight[0] * linear_contributions(
         linear.keys, linear.coefficients, linear.max_n, small_ensemble.vocabulary, tokens
-    ) + weights.lstm * lstm_contributions(small_ensemble.lstm, small_ensemble.vocabulary, tokens, 500, "head_tail")
+    ) + lstm_weight[0] * lstm_contributions(small_ensemble.lstm, small_ensemble.vocabulary, tokens, 500, "head_tail")
     assert np.allclose(explanation.contributions, expected, atol=1e-6)
     top = dict(explanation.top(3))
     assert {"superb", "loved"} & set(top) and all(top[word] > 0 for word in {"superb", "loved"} & set(top))

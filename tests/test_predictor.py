@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sentiment.predictor import Prediction, Predictor
+from sentiment.predictor import EnsembleWeights, Prediction, Predictor
 from tests.test_training import made_up
 
 
@@ -68,3 +68,21 @@ def test_bfloat16_scoring_agrees_with_float32(predictor: Predictor) -> None:
         predictor.use_precision("float32")
     assert np.allclose(exact, approximate, atol=0.02)
     assert np.array_equal(predictor.predict_proba(texts), exact)
+
+
+def test_ensemble_weights_blend_from_short_to_review_length() -> None:
+    weights = EnsembleWeights(
+        lstm=1.0, linear=2.0, bias=0.5, short_lstm=3.0, short_linear=4.0, short_bias=-1.0, short_below=(20, 80)
+    )
+    lstm, linear, bias = weights.weights(np.array([0, 20, 50, 80, 400]))
+    assert lstm.tolist() == [3.0, 3.0, 2.0, 1.0, 1.0]
+    assert linear.tolist() == [4.0, 4.0, 3.0, 2.0, 2.0]
+    assert bias.tolist() == [-1.0, -1.0, -0.25, 0.5, 0.5]
+    logits = weights.combine(np.array([1.0, 1.0]), np.array([1.0, 1.0]), np.array([10, 100]))
+    assert logits.tolist() == [6.0, 3.5]
+
+
+def test_ensemble_weights_without_short_weights_are_one_set_for_every_length() -> None:
+    weights = EnsembleWeights(lstm=1.0, linear=2.0, bias=0.5)  # a model saved before short-text weights
+    logits = weights.combine(np.array([1.0, -1.0]), np.array([0.5, 0.5]), np.array([3, 300]))
+    assert logits.tolist() == [2.5, 0.5]

@@ -17,6 +17,7 @@ from sentiment.text import (
     TOKENIZERS,
     get_tokenizer,
     seed_tokenize,
+    sentences,
     tokenize,
     tokenizer_from_settings,
     tokenizer_settings,
@@ -140,3 +141,24 @@ def test_tokenizer_settings_name_the_tokenizer_and_its_version() -> None:
         tokenizer_from_settings({"name": "default", "version": TOKENIZER_VERSION + 1})
     with pytest.raises(ValueError, match="unknown tokenizer"):
         tokenizer_settings("bert")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Great film!! I loved it. The end", ["Great film!!", "I loved it.", "The end"]),
+        ("One.<br /><br />Two?<BR>Three...  Four", ["One.", "Two?", "Three...", "Four"]),
+        ("No end at all", ["No end at all"]),
+        ("3.5 stars, e.g. fine", ["3.5 stars, e.g.", "fine"]),
+        ("", []),
+        ("  \n ", []),
+    ],
+)
+def test_sentences_split_at_ends_and_html_line_breaks(text: str, expected: list[str]) -> None:
+    assert sentences(text) == expected
+
+
+@given(st.text())
+def test_sentences_keep_every_word_in_order(text: str) -> None:
+    words = [word for piece in sentences(text) for word in piece.split()]
+    assert words == re.sub(r"<\s*br\s*/?\s*>", " ", text, flags=re.IGNORECASE).split()

@@ -12,8 +12,8 @@ import torch
 from sentiment.checkpoints import CheckpointStore
 from sentiment.data.table import ReviewTable
 from sentiment.hyperparameters import parse_hyperparameters
-from sentiment.training import fit, learning_rate_at, length_batches
-from tests.builders import make_review
+from sentiment.training import CROP_WORDS, fit, learning_rate_at, length_batches, sentence_crops
+from tests.builders import NEGATIVE_WORDS, POSITIVE_WORDS, make_review
 
 SMALL = [
     "--epochs", "4", "--embedding_dim", "16", "--hidden_dim", "16", "--batch_size", "16", "--vocab_size", "300",
@@ -144,3 +144,40 @@ def test_cuda_is_refused_clearly_when_absent() -> None:
     with pytest.raises(ValueError, match="no CUDA device"):
         choose_device("cuda")
     assert choose_device("auto").type == "cpu"
+
+
+def test_sentence_crops_are_one_or_two_whole_sentences_labelled_as_their_review() -> None:
+    reviews = [
+        "Superb acting throughout the film. The plot drags in the middle. A joy to watch again!",
+        "Awful script. I left early. Nobody should pay for this mess.",
+        "One sentence only, never cropped.",
+    ]
+    labels = np.array([1, 0, 1], dtype=np.int8)
+    crops, crop_labels = sentence_crops(reviews, labels, per_review=3, seed=1)
+    assert len(crops) == len(crop_labels) > 0 and crop_labels.dtype == labels.dtype
+    for crop, label in zip(crops, crop_labels, strict=True):
+        (source,) = [index for index, review in enumerate(reviews) if crop in review]
+        assert source != 2 and label == labels[source]
+        assert CROP_WORDS[0] <= len(crop.split()) <= CROP_WORDS[1]
+        assert crop[-1] in ".!"  # whole sentences, never a cut one
+    assert sentence_crops(reviews, labels, per_review=3, seed=1)[0] == crops  # the seed decides
+    assert sentence_crops(reviews, labels, per_review=0, seed=1)[0] == []
+
+
+def test_short_text_weights_fit_short_texts_and_leave_reviews_alone(data: tuple) -> None:
+    train, validation, _ = data
+    short = [f"The film was {word}." for word in [*POSITIVE_WORDS, *NEGATIVE_WORDS]]
+    labels = np.array([word in POSITIVE_WORDS for word in [*POSITIVE_WORDS, *NEGATIVE_WORDS]])
+    models = {}
+    for enabled in ("false", "true"):
+        hp = parse_hyperparameters([*SMALL, "--model", "ensemble", "--short_text_weights", enabled])
+        models[enabled] = fit(hp, train, validation, report=lambda line: None).predictor
+    with_short, without = models["true"], models["false"]
+    assert without.ensemble is not None and without.ensemble.short_lstm is None
+    assert with_short.ensemble is not None and with_short.ensemble.short_lstm is not None
+    # The same seed trains the same parts; review-length texts keep the review weights exactly.
+    assert (with_short.ensemble.lstm, with_short.ensemble.linear) == (without.ensemble.lstm, without.ensemble.linear)
+    long_reviews = [make_review(random.Random(seed), bool(seed % 2), words=120) for seed in range(10)]
+    assert min(len(with_short.tokenize(text)) for text in long_reviews) >= 80
+    assert np.allclose(with_short.logits(long_reviews), without.logits(long_reviews))
+    assert ((with_short.logits(short) >= 0) == labels).all()

@@ -32,7 +32,8 @@ from sentiment.predictor import Encoding, EnsembleWeights, LinearScorer, Predict
 from sentiment.vocabulary import Vocabulary, VocabularyError
 
 MODEL_FORMAT = "sentiment-model"
-MODEL_FORMAT_VERSION = 1
+MODEL_FORMAT_VERSION = 2  # 2: the ensemble may carry weights for short texts
+READABLE_FORMAT_VERSIONS = (1, 2)
 MANIFEST = "model.json"
 WEIGHTS = "weights.safetensors"
 VOCABULARY = "vocabulary.json"
@@ -134,7 +135,7 @@ def predictor_from_files(files: dict[str, bytes], source: str) -> Predictor:
             Encoding(**manifest["encoding"]),
             lstm=_lstm(manifest, tensors, len(vocabulary)),
             linear=_linear(manifest, tensors),
-            ensemble=EnsembleWeights(**manifest["ensemble"]) if manifest.get("ensemble") else None,
+            ensemble=_ensemble(manifest["ensemble"]) if manifest.get("ensemble") else None,
             version=_sha256(files[MANIFEST])[:12],
         )
     except (KeyError, TypeError, ValueError, RuntimeError, VocabularyError) as error:
@@ -149,13 +150,20 @@ def _manifest(files: dict[str, bytes], source: str) -> dict[str, Any]:
     manifest = _json(files[MANIFEST], f"{source}: {MANIFEST}")
     if not isinstance(manifest, dict) or manifest.get("format") != MODEL_FORMAT:
         raise ArtifactError(f"{source}: {MANIFEST} does not describe a {MODEL_FORMAT}")
-    if manifest.get("version") != MODEL_FORMAT_VERSION:
+    if manifest.get("version") not in READABLE_FORMAT_VERSIONS:
         raise ArtifactError(
-            f"{source}: model format version {manifest.get('version')!r}; this code reads {MODEL_FORMAT_VERSION}"
+            f"{source}: model format version {manifest.get('version')!r}; "
+            f"this code reads {', '.join(map(str, READABLE_FORMAT_VERSIONS))}"
         )
     if not isinstance(manifest.get("files"), dict) or set(manifest["files"]) != {WEIGHTS, VOCABULARY}:
         raise ArtifactError(f"{source}: {MANIFEST} must list the checksums of {WEIGHTS} and {VOCABULARY}")
     return manifest
+
+
+def _ensemble(document: dict[str, Any]) -> EnsembleWeights:
+    if "short_below" in document:  # JSON has no tuples
+        document = {**document, "short_below": tuple(document["short_below"])}
+    return EnsembleWeights(**document)
 
 
 def _lstm(manifest: dict[str, Any], tensors: dict[str, torch.Tensor], vocabulary_size: int) -> LSTMClassifier | None:

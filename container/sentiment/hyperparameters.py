@@ -92,6 +92,13 @@ class Hyperparameters:
     ngram_max: int = field(default=3, metadata=_doc("longest word n-gram of the linear model", low=1, high=5))
     ngram_min_count: int = field(default=2, metadata=_doc("an n-gram must occur this often in train", low=1))
     l2: float = field(default=1e-4, metadata=_doc("L2 penalty of the linear model", low=0.0, high=10.0))
+    short_text_weights: bool = field(
+        default=True,
+        metadata=_doc(
+            "ensemble: a second set of weights for texts of a few words, fitted on sentences cut from the validation "
+            "reviews"
+        ),
+    )
     pseudo_labels: bool = field(
         default=True,
         metadata=_doc(

@@ -66,11 +66,43 @@ class LinearScorer:
 
 @dataclass(frozen=True)
 class EnsembleWeights:
-    """logit = lstm * lstm_logit + linear * linear_logit + bias, fitted on the validation split."""
+    """logit = lstm * lstm_logit + linear * linear_logit + bias, fitted on the validation split.
+
+    Short texts get their own weights (`short_*`, fitted on sentences cut from the validation
+    reviews): on a few words the two models' logits have other scales and reliabilities than on a
+    whole review. A text of at most `short_below[0]` tokens uses them alone, one of at least
+    `short_below[1]` tokens the review weights alone, and lengths between blend the two linearly.
+    """
 
     lstm: float
     linear: float
     bias: float
+    short_lstm: float | None = None  # None: one set of weights for every length (models before short weights)
+    short_linear: float | None = None
+    short_bias: float | None = None
+    short_below: tuple[int, int] = (20, 80)
+
+    def shortness(self, lengths: np.ndarray) -> np.ndarray:
+        """1 for a short text, 0 for a review-length one, linear in between."""
+        low, high = self.short_below
+        return np.clip((high - np.asarray(lengths, dtype=np.float64)) / (high - low), 0.0, 1.0)
+
+    def weights(self, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The (lstm, linear, bias) weights of texts of these token counts."""
+        short = self.shortness(lengths) if self.short_lstm is not None else np.zeros(len(lengths))
+        blend = [
+            (1 - short) * review + short * (review if other is None else other)
+            for review, other in (
+                (self.lstm, self.short_lstm),
+                (self.linear, self.short_linear),
+                (self.bias, self.short_bias),
+            )
+        ]
+        return blend[0], blend[1], blend[2]
+
+    def combine(self, lstm: np.ndarray, linear: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        lstm_weight, linear_weight, bias = self.weights(lengths)
+        return lstm_weight * lstm + linear_weight * linear + bias
 
 
 class Predictor:
@@ -134,14 +166,17 @@ class Predictor:
         if self.family != "ensemble":
             return parts[self.family]
         assert self.ensemble is not None
-        return self.ensemble.lstm * parts["lstm"] + self.ensemble.linear * parts["linear"] + self.ensemble.bias
+        return self.ensemble.combine(parts["lstm"], parts["linear"], np.array([len(tokens) for tokens in token_lists]))
 
     def explain(self, texts: Sequence[str]) -> list[Explanation]:
         """Each text's tokens with their share of its logit (see `sentiment.explanations`)."""
         return [self.explain_tokens(self.tokenize(text)) for text in texts]
 
     def explain_tokens(self, tokens: Sequence[str]) -> Explanation:
-        lstm_weight, linear_weight = (self.ensemble.lstm, self.ensemble.linear) if self.ensemble else (1.0, 1.0)
+        lstm_weight, linear_weight = 1.0, 1.0
+        if self.ensemble is not None:
+            lstm_weights, linear_weights, _ = self.ensemble.weights(np.array([len(tokens)]))
+            lstm_weight, linear_weight = float(lstm_weights[0]), float(linear_weights[0])
         shares = np.zeros(len(tokens), dtype=np.float64)
         if self.lstm is not None:
             shares += lstm_weight * lstm_contributions(

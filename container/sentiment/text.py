@@ -60,6 +60,16 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
+# A sentence ends at ".", "!" or "?" (any run of them) followed by space; HTML line breaks end one too.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\s*<\s*br\s*/?\s*>\s*", re.IGNORECASE)
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of a review, HTML line breaks counted as ends; empty ones dropped."""
+    pieces = _SENTENCE_END.split(text)
+    return [piece.strip() for piece in pieces if piece and piece.strip()]
+
+
 # NLTK's English stopword list (the 179 words of the `stopwords` corpus the tutorial downloaded).
 # The corpus cannot be downloaded in an image build, so it ships here.
 NLTK_ENGLISH_STOPWORDS = frozenset(

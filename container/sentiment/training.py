@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import functools
 import hashlib
 import json
@@ -35,7 +36,7 @@ from sentiment.hyperparameters import Hyperparameters
 from sentiment.model import LinearConfig, LSTMClassifier, LSTMConfig, NgramLinear
 from sentiment.ngrams import FeatureSpace, distinct_per_review, ngram_keys, token_ids
 from sentiment.predictor import Encoding, EnsembleWeights, LinearScorer, Predictor, lstm_logits
-from sentiment.text import get_tokenizer, tokenizer_settings
+from sentiment.text import get_tokenizer, sentences, tokenizer_settings
 from sentiment.vectors import ppmi_svd_vectors
 from sentiment.vocabulary import EncodedBatch, Vocabulary
 
@@ -43,6 +44,8 @@ Report = Callable[[str], None]
 
 WARMUP_SHARE = 0.1  # of all steps, for the one-cycle schedule: Adam's early steps are noisy
 LENGTH_BUCKET_BATCHES = 50  # batches sorted by length together: little padding, still shuffled
+CROP_WORDS = (3, 40)  # a sentence crop reads like a review typed into the page: a few words to a long sentence
+CROPS_PER_REVIEW = 4  # sentence crops cut from each validation review to fit the short-text weights
 
 
 @dataclass
@@ -71,6 +74,10 @@ def fit(
         vocabulary = Vocabulary.build(train_tokens, tokenizer_settings(hp.tokenizer), hp.vocab_size, hp.min_count)
     report(f"vocabulary: {len(vocabulary):,} words from {len(train):,} training reviews")
     encoding = Encoding(hp.max_length, hp.truncation)
+    short = Labeled([], np.zeros(0, dtype=np.int8))
+    if hp.model == "ensemble" and hp.short_text_weights:
+        crops, crop_labels = sentence_crops(validation.text, validation.label, CROPS_PER_REVIEW, hp.seed)
+        short = Labeled([tokenize(text) for text in crops], crop_labels)
 
     unlabeled_texts = unlabeled.text if unlabeled is not None else []
 
@@ -95,7 +102,9 @@ def fit(
         with _timed(timings, "linear"):
             linear = train_linear(hp, vocabulary, train_tokens, train.label, store, report)
 
-    predictor, scores = assemble(hp, vocabulary, encoding, lstm, linear, validation_tokens, validation.label, report)
+    predictor, scores = assemble(
+        hp, vocabulary, encoding, lstm, linear, Labeled(validation_tokens, validation.label), short, report
+    )
     if hp.model == "ensemble" and hp.pseudo_labels and unlabeled_texts:
         # Second round: the first ensemble labels the unlabeled reviews and the linear model learns
         # from them as well as from train; the LSTM's judgement reaches the n-gram weights.
@@ -108,9 +117,17 @@ def fit(
             labels = np.concatenate([train.label, pseudo]).astype(np.int8)
             linear = train_linear(hp, vocabulary, tokens, labels, store, report, "linear_student", len(train_tokens))
         predictor, scores = assemble(
-            hp, vocabulary, encoding, lstm, linear, validation_tokens, validation.label, report
+            hp, vocabulary, encoding, lstm, linear, Labeled(validation_tokens, validation.label), short, report
         )
     return TrainingResult(predictor=predictor, history=history, timings=timings, validation=scores)
+
+
+@dataclass(frozen=True)
+class Labeled:
+    """Tokenized texts and their 1/0 labels."""
+
+    tokens: list[list[str]]
+    labels: np.ndarray
 
 
 def assemble(
@@ -119,25 +136,52 @@ def assemble(
     encoding: Encoding,
     lstm: LSTMClassifier | None,
     linear: LinearScorer | None,
-    validation_tokens: Sequence[Sequence[str]],
-    validation_labels: np.ndarray,
+    validation: Labeled,
+    short: Labeled,
     report: Report,
 ) -> tuple[Predictor, dict[str, float]]:
-    """The predictor of `hp.model` (ensemble weights fitted here) and each part's validation accuracy."""
+    """The predictor of `hp.model` (ensemble weights fitted here: on the validation reviews, and on
+    `short`, sentences cut from them, for short texts) and each part's validation accuracy."""
     parts = {}
     if lstm is not None:
-        parts["lstm"] = lstm_logits(lstm, encoding.encode(vocabulary, validation_tokens))
+        parts["lstm"] = lstm_logits(lstm, encoding.encode(vocabulary, validation.tokens))
     if linear is not None:
-        parts["linear"] = linear.logits(vocabulary, validation_tokens)
+        parts["linear"] = linear.logits(vocabulary, validation.tokens)
     ensemble = None
     if hp.model == "ensemble":
-        ensemble = fit_ensemble(parts["lstm"], parts["linear"], validation_labels)
+        ensemble = fit_ensemble(parts["lstm"], parts["linear"], validation.labels)
         report(f"ensemble: logit = {ensemble.lstm:.3f} lstm + {ensemble.linear:.3f} linear + {ensemble.bias:.3f}")
-        parts["ensemble"] = ensemble.lstm * parts["lstm"] + ensemble.linear * parts["linear"] + ensemble.bias
+        if short.tokens:
+            assert lstm is not None and linear is not None
+            ensemble = fit_short_weights(ensemble, lstm, linear, vocabulary, encoding, short, report)
+        lengths = np.array([len(tokens) for tokens in validation.tokens])
+        parts["ensemble"] = ensemble.combine(parts["lstm"], parts["linear"], lengths)
     predictor = Predictor(hp.model, vocabulary.tokenizer, vocabulary, encoding, lstm, linear, ensemble)
-    scores = {name: accuracy(logits, validation_labels) for name, logits in parts.items()}
+    scores = {name: accuracy(logits, validation.labels) for name, logits in parts.items()}
     report(" ".join(f"val_acc_{name}={value:.4f}" for name, value in scores.items()))
     return predictor, scores
+
+
+def sentence_crops(
+    texts: Sequence[str], labels: np.ndarray, per_review: int, seed: int
+) -> tuple[list[str], np.ndarray]:
+    """Up to `per_review` windows of one or two consecutive sentences from each review of two or more
+    sentences, labelled as their review: stand-ins for the one-sentence reviews people type."""
+    rng = np.random.default_rng([seed, 7])  # its own stream: crops never shift training's randomness
+    crops: list[str] = []
+    crop_labels: list[int] = []
+    for text, label in zip(texts, labels, strict=True):
+        parts = sentences(text)
+        if len(parts) < 2 or per_review == 0:
+            continue
+        for _ in range(per_review):
+            size = min(len(parts), 1 + int(rng.integers(0, 2)))
+            start = int(rng.integers(0, len(parts) - size + 1))
+            crop = " ".join(parts[start : start + size])
+            if CROP_WORDS[0] <= len(crop.split()) <= CROP_WORDS[1]:
+                crops.append(crop)
+                crop_labels.append(int(label))
+    return crops, np.asarray(crop_labels, dtype=labels.dtype)
 
 
 @contextlib.contextmanager
@@ -468,3 +512,46 @@ def fit_ensemble(lstm: np.ndarray, linear: np.ndarray, labels: np.ndarray) -> En
 
     optimizer.step(objective)
     return EnsembleWeights(lstm=weights[0].item(), linear=weights[1].item(), bias=bias.item())
+
+
+def fit_short_weights(
+    review: EnsembleWeights,
+    lstm: LSTMClassifier,
+    linear: LinearScorer,
+    vocabulary: Vocabulary,
+    encoding: Encoding,
+    short: Labeled,
+    report: Report,
+) -> EnsembleWeights:
+    """`review` plus weights for short texts, fitted on `short` with the review weights held fixed (so
+    review-length texts score exactly as before) and the two blended by length as `EnsembleWeights` does."""
+    lstm_part = lstm_logits(lstm, encoding.encode(vocabulary, short.tokens))
+    linear_part = linear.logits(vocabulary, short.tokens)
+    lengths = np.array([len(tokens) for tokens in short.tokens])
+    shortness = torch.from_numpy(review.shortness(lengths)).float()
+    before = review.combine(lstm_part, linear_part, lengths)
+    inputs = torch.from_numpy(np.stack([lstm_part, linear_part], axis=1)).float()
+    targets = torch.from_numpy(short.labels.astype(np.float32))
+    fixed = inputs @ torch.tensor([review.lstm, review.linear]) + review.bias
+    weights = torch.tensor([review.lstm, review.linear], requires_grad=True)
+    bias = torch.tensor([review.bias], requires_grad=True)
+    optimizer = torch.optim.LBFGS([weights, bias], lr=1.0, max_iter=200, line_search_fn="strong_wolfe")
+
+    def objective() -> torch.Tensor:
+        optimizer.zero_grad()
+        logits = (1 - shortness) * fixed + shortness * (inputs @ weights + bias)
+        loss = F.binary_cross_entropy_with_logits(logits, targets) + 1e-3 * weights.square().sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(objective)
+    fitted = dataclasses.replace(
+        review, short_lstm=weights[0].item(), short_linear=weights[1].item(), short_bias=bias.item()
+    )
+    after = fitted.combine(lstm_part, linear_part, lengths)
+    report(
+        f"short texts: logit = {fitted.short_lstm:.3f} lstm + {fitted.short_linear:.3f} linear + "
+        f"{fitted.short_bias:.3f} below {review.short_below[0]} tokens; on {len(lengths):,} validation sentences "
+        f"val_acc_short={accuracy(after, short.labels):.4f} (review weights alone {accuracy(before, short.labels):.4f})"
+    )
+    return fitted
