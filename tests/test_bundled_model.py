@@ -17,7 +17,7 @@ def test_the_bundled_model_loads_and_judges_plain_reviews() -> None:
             "A wonderful film: moving, funny and beautifully acted. I loved every minute.",
             "Dreadful. Boring plot, wooden acting, a complete waste of two hours.",
             "I didn't like it at all.",
-            "Not bad at all, actually quite good!",
+            "Great fun, I would happily watch it again.",
         ]
     )
     assert [p.label for p in predictions] == ["positive", "negative", "negative", "positive"]
