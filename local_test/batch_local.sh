@@ -3,6 +3,10 @@
 # would (SplitType=Line, BatchStrategy=MultiRecord, AssembleWith=Line): FILE.out, one prediction per line, in order.
 set -euo pipefail
 
+# Each scored batch is kept in FILE.out.parts/ until FILE.out is complete, so a rerun after an interruption or a
+# refused batch sends only the batches not yet scored by the same model (kept answers are named by their batch's
+# bytes, content type, Accept and the model's version: a changed line or another model is scored afresh).
+
 SERVE_URL="${SERVE_URL:-http://localhost:${PORT:-8080}}"
 MAX_PAYLOAD_MB=6 # the server's limit and Batch Transform's default MaxPayloadInMB
 MAX_RECORDS=0    # 0: as many lines as fit in the payload
@@ -66,6 +70,19 @@ too_long="$(LC_ALL=C awk -v max="$max_bytes" 'length($0) + 1 > max { print NR; e
 work="$(mktemp -d "${TMPDIR:-/tmp}/batch_local.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
+# The model that answers: kept answers of another model are not reused.
+ping_status=0
+curl --silent --show-error --fail "$SERVE_URL/ping" >"$work/ping" 2>"$work/ping-error" || ping_status=$?
+case "$ping_status" in
+0) ;;
+7) fail "nothing answers at $SERVE_URL: start a server (local_test/serve_local.sh IMAGE)" ;;
+*) fail "$SERVE_URL/ping: the server is not ready ($(cat "$work/ping-error"))" ;;
+esac
+model="$(sed -n 's/.*"model": *"\([^"]*\)".*/\1/p' "$work/ping")"
+[[ -n "$model" ]] || fail "$SERVE_URL/ping did not name its model: is this the sentiment server?"
+parts="$output.parts"
+mkdir -p "$parts"
+
 # Whole lines only: first at most MAX_RECORDS lines per batch, then at most max_bytes per batch.
 if ((MAX_RECORDS > 0)); then
     split --lines="$MAX_RECORDS" --numeric-suffixes --suffix-length=6 "$file" "$work/records-"
@@ -84,10 +101,19 @@ step "$file: $records records in ${#batches[@]} batch(es) of $limit each," \
 
 : >"$work/out"
 number=0
+resumed=0
 for batch in "${batches[@]}"; do
     number=$((number + 1))
     # A last line without a line break still is a record: the server gets it whole.
     lines="$(awk 'END { print NR }' "$batch")"
+    key="$({ printf '%s\n' "$model" "$content_type" "$accept"; cat "$batch"; } | sha256sum | cut -c1-64)"
+    kept="$parts/$key.out"
+    if [[ -f "$kept" ]]; then
+        cat "$kept" >>"$work/out"
+        resumed=$((resumed + 1))
+        step "batch $number/${#batches[@]}: $lines records: scored before, kept answer used"
+        continue
+    fi
     status=0
     curl --silent --show-error --fail-with-body \
         --header "Content-Type: $content_type" --header "Accept: $accept" \
@@ -97,15 +123,21 @@ for batch in "${batches[@]}"; do
     7) fail "nothing answers at $SERVE_URL: start a server (local_test/serve_local.sh IMAGE)" ;;
     *)
         cat "$work/answer" >&2 && echo >&2
-        fail "batch $number (records from line $(($(wc -l <"$work/out") + 1))) was refused (curl exit status $status)"
+        from_line=$(($(wc -l <"$work/out") + 1))
+        fail "batch $number (records from line $from_line) was refused (curl exit status $status);" \
+            "the $((number - 1)) batch(es) before it are kept in $parts: a rerun sends only the rest"
         ;;
     esac
     if [[ -n "$(tail -c 1 "$work/answer")" ]]; then echo >>"$work/answer"; fi
     answered="$(awk 'END { print NR }' "$work/answer")"
     ((answered == lines)) || fail "batch $number: $lines records in, $answered predictions out"
+    # Into place in one rename, beside its final name: an interruption leaves no half-written answer.
+    cp "$work/answer" "$kept.partial" && mv "$kept.partial" "$kept"
     cat "$work/answer" >>"$work/out"
     step "batch $number/${#batches[@]}: $lines records, $(wc -c <"$batch") bytes: ok"
 done
 
-mv "$work/out" "$output"
+cp "$work/out" "$output.partial" && mv "$output.partial" "$output"
+rm -rf "$parts"
+if ((resumed > 0)); then step "resumed: $resumed of ${#batches[@]} batch(es) were scored before"; fi
 step "$output: $(awk 'END { print NR }' "$output") predictions for $records records"

@@ -316,3 +316,38 @@ def test_a_refused_batch_names_where_it_failed_and_writes_no_output(server: str,
     assert "batch 3 (records from line 9) was refused" in result.stderr
     assert "malformed JSON in line 1" in result.stderr
     assert not (tmp_path / "reviews.jsonl.out").exists()
+    assert len(list((tmp_path / "reviews.jsonl.out.parts").glob("*.out"))) == 2
+
+    # Fixed, it resumes: the two batches scored before are not sent again, the rest are.
+    lines[8] = json.dumps({"text": "A dreadful, boring film."})
+    data.write_text("\n".join(lines) + "\n")
+    requests_before = invocations_count(server)
+    result = script("batch_local.sh", data, "--max-records", "4", url=server)
+    assert result.returncode == 0, result.stderr
+    assert "resumed: 2 of 3 batch(es) were scored before" in result.stderr
+    assert invocations_count(server) - requests_before == 1
+    output = (tmp_path / "reviews.jsonl.out").read_bytes()
+    assert output == post(server, data.read_bytes(), "application/jsonlines", "application/jsonlines")
+    assert not (tmp_path / "reviews.jsonl.out.parts").exists()
+
+
+def test_kept_answers_of_a_changed_batch_or_another_model_are_not_reused(server: str, tmp_path: Path) -> None:
+    data = reviews_file(tmp_path / "reviews.jsonl", 8)
+    parts = tmp_path / "reviews.jsonl.out.parts"
+    parts.mkdir()
+    (parts / ("0" * 64 + ".out")).write_text("stale\n" * 4)  # some other batch's answer: never matches
+    result = script("batch_local.sh", data, "--max-records", "4", url=server)
+    assert result.returncode == 0, result.stderr
+    assert "resumed" not in result.stderr
+    assert b"stale" not in (tmp_path / "reviews.jsonl.out").read_bytes()
+
+
+def invocations_count(server: str) -> float:
+    """POST /invocations answered so far, from the server's own Prometheus metrics."""
+    with urllib.request.urlopen(f"{server}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("sentiment_requests_total{") and 'route="/invocations"' in line
+    )
