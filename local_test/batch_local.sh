@@ -70,14 +70,23 @@ too_long="$(LC_ALL=C awk -v max="$max_bytes" 'length($0) + 1 > max { print NR; e
 work="$(mktemp -d "${TMPDIR:-/tmp}/batch_local.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
-# The model that answers: kept answers of another model are not reused.
-ping_status=0
-curl --silent --show-error --fail "$SERVE_URL/ping" >"$work/ping" 2>"$work/ping-error" || ping_status=$?
-case "$ping_status" in
-0) ;;
-7) fail "nothing answers at $SERVE_URL: start a server (local_test/serve_local.sh IMAGE)" ;;
-*) fail "$SERVE_URL/ping: the server is not ready ($(cat "$work/ping-error"))" ;;
-esac
+# The model that answers: kept answers of another model are not reused. A server still loading its model
+# answers 503 for a few seconds: wait for it, as Batch Transform waits for /ping.
+READY_SECONDS="${READY_SECONDS:-120}"
+waited=0
+while :; do
+    ping_status=0
+    curl --silent --show-error --fail "$SERVE_URL/ping" >"$work/ping" 2>"$work/ping-error" || ping_status=$?
+    case "$ping_status" in
+    0) break ;;
+    7) fail "nothing answers at $SERVE_URL: start a server (local_test/serve_local.sh IMAGE)" ;;
+    22) ((waited < READY_SECONDS)) || fail "$SERVE_URL/ping: not ready after ${READY_SECONDS} s ($(cat "$work/ping-error"))" ;;
+    *) fail "$SERVE_URL/ping failed ($(cat "$work/ping-error"))" ;;
+    esac
+    if ((waited == 0)); then step "waiting for $SERVE_URL/ping (the model is loading)"; fi
+    sleep 1
+    waited=$((waited + 1))
+done
 model="$(sed -n 's/.*"model": *"\([^"]*\)".*/\1/p' "$work/ping")"
 [[ -n "$model" ]] || fail "$SERVE_URL/ping did not name its model: is this the sentiment server?"
 parts="$output.parts"
@@ -108,7 +117,7 @@ for batch in "${batches[@]}"; do
     lines="$(awk 'END { print NR }' "$batch")"
     key="$({ printf '%s\n' "$model" "$content_type" "$accept"; cat "$batch"; } | sha256sum | cut -c1-64)"
     kept="$parts/$key.out"
-    if [[ -f "$kept" ]]; then
+    if [[ -f "$kept" && "$(awk 'END { print NR }' "$kept")" == "$lines" ]]; then
         cat "$kept" >>"$work/out"
         resumed=$((resumed + 1))
         step "batch $number/${#batches[@]}: $lines records: scored before, kept answer used"
@@ -132,12 +141,12 @@ for batch in "${batches[@]}"; do
     answered="$(awk 'END { print NR }' "$work/answer")"
     ((answered == lines)) || fail "batch $number: $lines records in, $answered predictions out"
     # Into place in one rename, beside its final name: an interruption leaves no half-written answer.
-    cp "$work/answer" "$kept.partial" && mv "$kept.partial" "$kept"
+    { cp "$work/answer" "$kept.partial" && mv "$kept.partial" "$kept"; } || fail "cannot keep batch $number in $parts"
     cat "$work/answer" >>"$work/out"
     step "batch $number/${#batches[@]}: $lines records, $(wc -c <"$batch") bytes: ok"
 done
 
-cp "$work/out" "$output.partial" && mv "$output.partial" "$output"
+{ cp "$work/out" "$output.partial" && mv "$output.partial" "$output"; } || fail "cannot write $output (the scored batches stay in $parts)"
 rm -rf "$parts"
 if ((resumed > 0)); then step "resumed: $resumed of ${#batches[@]} batch(es) were scored before"; fi
 step "$output: $(awk 'END { print NR }' "$output") predictions for $records records"

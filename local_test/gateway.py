@@ -199,14 +199,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def stop_on_signals() -> None:
-    """Ctrl+C, SIGTERM and SIGHUP stop the gateway, even when its parent started it with them ignored
-    (a shell's background job ignores SIGINT, nohup SIGHUP)."""
+    """Ctrl+C and SIGTERM stop the gateway, even when a shell started it as a background job (which
+    ignores SIGINT); so does SIGHUP, unless it was ignored on purpose (`nohup make run` outlives the terminal)."""
 
     def interrupt(number: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(number, interrupt)
+        if number != signal.SIGHUP or signal.getsignal(number) != signal.SIG_IGN:
+            signal.signal(number, interrupt)
 
 
 if __name__ == "__main__":

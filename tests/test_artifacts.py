@@ -104,3 +104,26 @@ def test_missing_and_unreadable_sources_are_refused(tmp_path: Path) -> None:
     (tmp_path / "model.tar.gz").write_bytes(b"not a tarball")
     with pytest.raises(ArtifactError, match="not a readable model.tar.gz"):
         load_model(tmp_path / "model.tar.gz")
+
+
+def test_a_format_1_model_loads_with_one_set_of_ensemble_weights(saved: Path, ensemble: Predictor) -> None:
+    manifest = json.loads((saved / MANIFEST).read_text())
+    manifest["version"] = 1  # as written before short-text weights existed
+    manifest["ensemble"] = {name: manifest["ensemble"][name] for name in ("lstm", "linear", "bias")}
+    (saved / MANIFEST).write_text(json.dumps(manifest))
+    loaded = load_model(saved)
+    assert loaded.ensemble is not None and loaded.ensemble.short_lstm is None
+    parts = ensemble.part_logits([ensemble.tokenize(text) for text in TEXTS])
+    weights = ensemble.ensemble
+    assert weights is not None
+    expected = weights.lstm * parts["lstm"] + weights.linear * parts["linear"] + weights.bias
+    assert np.allclose(loaded.logits(TEXTS), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("bounds", [[50, 50], [80, 20], [-1, 10], [20], "20-80", [20.5, 80]])
+def test_impossible_short_text_bounds_are_refused(saved: Path, bounds: object) -> None:
+    manifest = json.loads((saved / MANIFEST).read_text())
+    manifest["ensemble"]["short_below"] = bounds
+    (saved / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="short_below must be two token counts"):
+        load_model(saved)

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -136,10 +137,8 @@ def test_the_scripts_pass_shellcheck() -> None:
     assert result.returncode == 0, result.stdout
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
+def start_serve(port: int) -> subprocess.Popen[bytes]:
     """This virtualenv's `serve` on the bundled model: what the image runs, without the image."""
-    port = free_port()
     env = {
         **os.environ,
         "USE_BUNDLED_MODEL": "1",
@@ -148,7 +147,13 @@ def server() -> Iterator[str]:
         "MODEL_SERVER_WORKERS": "1",
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    process = subprocess.Popen([SERVE], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen([SERVE], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    port = free_port()
+    process = start_serve(port)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -351,3 +356,34 @@ def invocations_count(server: str) -> float:
         for line in text.splitlines()
         if line.startswith("sentiment_requests_total{") and 'route="/invocations"' in line
     )
+
+
+def test_a_failed_final_write_keeps_the_scored_batches(server: str, tmp_path: Path) -> None:
+    data = reviews_file(tmp_path / "reviews.jsonl", 8)
+    (tmp_path / "reviews.jsonl.out.partial").symlink_to(tmp_path / "missing" / "folder")  # cp cannot write there
+    result = script("batch_local.sh", data, "--max-records", "4", url=server)
+    assert result.returncode == 1
+    assert "cannot write" in result.stderr and "the scored batches stay in" in result.stderr
+    assert not (tmp_path / "reviews.jsonl.out").exists()
+    assert len(list((tmp_path / "reviews.jsonl.out.parts").glob("*.out"))) == 2
+
+
+def test_batch_waits_for_a_server_still_loading_its_model(tmp_path: Path) -> None:
+    data = reviews_file(tmp_path / "reviews.jsonl", 5)
+    port = free_port()
+    process = start_serve(port)
+    try:
+        # Once the port is bound, the model may still be loading (/ping 503): the script must wait, not fail.
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None and time.monotonic() < deadline, "serve did not bind its port"
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        result = script("batch_local.sh", data, url=f"http://127.0.0.1:{port}")
+        assert result.returncode == 0, result.stderr
+        assert len((tmp_path / "reviews.jsonl.out").read_text().splitlines()) == 5
+    finally:
+        process.terminate()
+        process.wait(timeout=40)

@@ -162,7 +162,15 @@ def _manifest(files: dict[str, bytes], source: str) -> dict[str, Any]:
 
 def _ensemble(document: dict[str, Any]) -> EnsembleWeights:
     if "short_below" in document:  # JSON has no tuples
-        document = {**document, "short_below": tuple(document["short_below"])}
+        bounds = document["short_below"]
+        if not (
+            isinstance(bounds, list)
+            and len(bounds) == 2
+            and all(isinstance(bound, int) for bound in bounds)
+            and 0 <= bounds[0] < bounds[1]
+        ):
+            raise ValueError(f"ensemble short_below must be two token counts, low < high, not {bounds!r}")
+        document = {**document, "short_below": tuple(bounds)}
     return EnsembleWeights(**document)
 
 
