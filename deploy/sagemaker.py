@@ -14,7 +14,7 @@ ones (training jobs, models, endpoint configs, transform jobs); the endpoint is 
 atomically), and `teardown` deletes exactly the endpoints, endpoint configs and models recorded there.
 Every subcommand can be rerun: `deploy` stops when the endpoint exists, `update` when the endpoint
 already serves that image and model, `train` and `batch` when a job of the given name exists.
-`update --labeled FILE` scores the JSON Lines file ({"text", "label"}) with the current and the new
+`update --labeled FILE` scores the labeled reviews (a channel file or folder) with the current and the new
 model.tar.gz (downloaded and loaded locally) and refuses a model that scores lower, unless `--force`.
 """
 
@@ -34,6 +34,7 @@ import boto3
 import botocore.exceptions
 
 from sentiment.contract import MAX_PAYLOAD_MB, METRIC_DEFINITIONS
+from sentiment.data.channels import read_labeled
 from sentiment.errors import SentimentError
 from sentiment.files import read_json, write_json_atomic
 
@@ -93,7 +94,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_image_and_role(update)
     add_model_data_and_variant(update)
     update.add_argument("--endpoint", required=True, help="the endpoint to update")
-    update.add_argument("--labeled", type=Path, help="JSON Lines {text, label}: refuse a model that scores lower")
+    update.add_argument(
+        "--labeled", type=Path, help="labeled reviews (channel file or folder): refuse a model that scores lower"
+    )
     update.add_argument("--force", action="store_true", help="update even when the new model scores lower")
     update.add_argument("--wait", action="store_true", help="wait until the endpoint is InService again")
 
@@ -310,6 +313,12 @@ def wait_for(
         time.sleep(seconds)
 
 
+def require_status(what: str, answer: dict[str, Any], status_key: str, success: str) -> None:
+    """DeployError with SageMaker's FailureReason when a finished Describe* answer is not `success`."""
+    if answer[status_key] != success:
+        raise DeployError(f"{what} {answer[status_key]}: {answer.get('FailureReason', 'no reason given')}")
+
+
 # ---------------------------------------------------------------------------------------------- train
 
 
@@ -341,10 +350,7 @@ def train(args: argparse.Namespace, aws: Aws, state: State) -> None:
     )
     for metric in answer.get("FinalMetricDataList", []):
         print(f"metric:   {metric['MetricName']} = {metric['Value']:g}")
-    if answer["TrainingJobStatus"] != "Completed":
-        raise DeployError(
-            f"training job {name} {answer['TrainingJobStatus']}: {answer.get('FailureReason', 'no reason given')}"
-        )
+    require_status(f"training job {name}", answer, "TrainingJobStatus", "Completed")
     print(f"model:    {answer['ModelArtifacts']['S3ModelArtifacts']}")
 
 
@@ -447,10 +453,7 @@ def wait_endpoint(aws: Aws, endpoint: str, seconds: float) -> None:
         "EndpointStatus",
         seconds,
     )
-    if answer["EndpointStatus"] != "InService":
-        raise DeployError(
-            f"endpoint {endpoint} {answer['EndpointStatus']}: {answer.get('FailureReason', 'no reason given')}"
-        )
+    require_status(f"endpoint {endpoint}", answer, "EndpointStatus", "InService")
 
 
 def serving_model(aws: Aws, endpoint: dict[str, Any]) -> dict[str, Any]:
@@ -479,26 +482,8 @@ def update(args: argparse.Namespace, aws: Aws, state: State, scorer: Scorer) -> 
         wait_endpoint(aws, args.endpoint, args.poll_seconds)
 
 
-def read_labeled(path: Path) -> tuple[list[str], list[int]]:
-    """Texts and 0/1 labels of a JSON Lines file of {"text", "label"} (label 1/0 or positive/negative)."""
-    texts: list[str] = []
-    labels: list[int] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                texts.append(str(record["text"]))
-                labels.append(label_value(record["label"]))
-            except (ValueError, KeyError, TypeError) as error:
-                raise DeployError(f"{path}:{number}: not a {{'text', 'label'}} record ({error})") from None
-    if not texts:
-        raise DeployError(f"{path}: no labeled reviews")
-    return texts, labels
-
-
 def label_value(label: Any) -> int:
+    """1/0 of a prediction's or a --labels record's label."""
     mapping = {1: 1, 0: 0, "1": 1, "0": 0, "positive": 1, "negative": 0}
     if label not in mapping:
         raise ValueError(f"label {label!r} is none of 1, 0, 'positive', 'negative'")
@@ -514,7 +499,8 @@ def local_scorer(model_tarball: Path, texts: list[str]) -> list[int]:
 
 def compare_models(aws: Aws, current_uri: str, new_uri: str, labeled: Path, scorer: Scorer, force: bool) -> None:
     """Score `labeled` with both models; DeployError when the new one is less accurate (unless `force`)."""
-    texts, labels = read_labeled(labeled)
+    table = read_labeled(labeled)
+    texts, labels = table.text, table.label.tolist()
     accuracies = {}
     with tempfile.TemporaryDirectory(prefix="sentiment-update-") as folder:
         for which, uri in (("current", current_uri), ("new", new_uri)):
@@ -596,10 +582,7 @@ def batch(args: argparse.Namespace, aws: Aws, state: State) -> None:
         "TransformJobStatus",
         args.poll_seconds,
     )
-    if answer["TransformJobStatus"] != "Completed":
-        raise DeployError(
-            f"transform job {name} {answer['TransformJobStatus']}: {answer.get('FailureReason', 'no reason given')}"
-        )
+    require_status(f"transform job {name}", answer, "TransformJobStatus", "Completed")
     if args.labels is not None:
         report_accuracy(aws, args.output, args.labels)
 

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.conftest import free_port
+
 REPOSITORY = Path(__file__).resolve().parent.parent
 RUN_STACK = REPOSITORY / "local_test" / "run_stack.sh"
 GATEWAY = REPOSITORY / "local_test" / "gateway.py"
@@ -22,12 +24,6 @@ GATEWAY = REPOSITORY / "local_test" / "gateway.py"
 POSITIVE = "A superb, moving film. The cast is wonderful and I loved every minute of it."
 NEGATIVE = "An awful, boring mess. Terrible acting, a dull plot; the worst film of the year."
 START_SECONDS = 60.0  # the bundled model loads in about 2 s here; a cold, busy machine gets ample margin
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def port_is_free(port: int) -> bool:
