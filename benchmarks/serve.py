@@ -6,6 +6,10 @@
 Rows (the bundled model unless --model; `serve` started here with its defaults, 2 workers on 2 cores):
   batching off   64 concurrent clients, one 230-word review each, SENTIMENT_MAX_BATCH=1
   batching on    the same load with micro-batching (target: >= 5x the throughput of "off")
+  model alone / model in 64 / batching ceiling
+                 the model's own time per review (in this process, one torch thread as each worker
+                 has), alone and in a batch of 64: their ratio bounds what batching can gain here,
+                 as HTTP costs the same per request either way
   low load       one client at a time: latency percentiles (target: p99 <= 25 ms)
   6 MB batch     one MultiRecord JSON Lines payload of IMDb test reviews (target: >= 1,000 reviews/s)
   image          with --image: the image's size and its cold start (container start to first 200 on /ping)
@@ -32,9 +36,12 @@ from typing import Any
 
 from common import REPOSITORY, print_table, write_results
 
+from sentiment.contract import ServingSettings
 from sentiment.data.channels import read_channel
+from sentiment.serving.loading import model_fn, model_source
 
 REVIEW_WORDS = 230
+BATCH = 64  # SENTIMENT_MAX_BATCH's default
 PAYLOAD_BYTES = 6 * 1024 * 1024 - 1024  # just under SageMaker's 6 MB
 SERVE = Path(sys.executable).with_name("serve")
 WRK_SCRIPT = """
@@ -140,6 +147,40 @@ def payload(texts: list[str], limit: int) -> tuple[bytes, int]:
     return b"".join(lines), len(lines)
 
 
+def model_rows(model: Path | None, review: str, batch: int, seconds: float = 3.0) -> list[dict[str, Any]]:
+    """The served model's own time per review, alone and in a batch of `batch` copies, with one
+    torch thread (as each of `serve`'s workers has on this machine: cores / workers)."""
+    import torch
+
+    environment = {"SM_MODEL_DIR": str(model)} if model else {"USE_BUNDLED_MODEL": "1"}
+    predictor = model_fn(model_source(ServingSettings.from_environment(environment)))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // ServingSettings.from_environment({}).workers))
+    try:
+        alone = per_review_ms(lambda: predictor.predict_proba([review]), 1, seconds)
+        together = per_review_ms(lambda: predictor.predict_proba([review] * batch), batch, seconds)
+    finally:
+        torch.set_num_threads(threads)
+    note = "what batching can gain at most here"
+    return [
+        row("model alone", round(alone, 3), "ms/review", f"{predictor.family}, {predictor.precision}, no HTTP"),
+        row(f"model in {batch}", round(together, 3), "ms/review", f"one call of {batch} reviews, no HTTP"),
+        row("batching ceiling", round(alone / together, 2), "x", note),
+    ]
+
+
+def per_review_ms(score: Any, reviews: int, seconds: float) -> float:
+    """The median time of one `score()` call over about `seconds`, per review, in ms (after a warm-up)."""
+    score()
+    times: list[float] = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline or len(times) < 5:
+        started = time.perf_counter()
+        score()
+        times.append(time.perf_counter() - started)
+    return sorted(times)[len(times) // 2] / reviews * 1000
+
+
 def image_rows(image: str) -> list[dict[str, Any]]:
     inspect = ["docker", "image", "inspect", "-f", "{{.Size}}", image]
     size = int(subprocess.run(inspect, capture_output=True, text=True, check=True).stdout)
@@ -186,7 +227,7 @@ def main() -> None:
         review = review_near(texts, REVIEW_WORDS)
         review_file.write_text(review)
         loads = {}
-        for case, max_batch in (("batching off", "1"), ("batching on", "64")):
+        for case, max_batch in (("batching off", "1"), ("batching on", str(BATCH))):
             with serving(args.model, SENTIMENT_MAX_BATCH=max_batch) as url:
                 wrk(url, review_file, args.clients, 2)  # warm-up: every worker loaded and its code paths run
                 loads[case] = wrk(url, review_file, args.clients, args.seconds)
@@ -194,6 +235,7 @@ def main() -> None:
             rows.append(row(case, loads[case]["requests/s"], "reviews/s", note, **loads[case]))
         ratio = loads["batching on"]["requests/s"] / loads["batching off"]["requests/s"]
         rows.append(row("batching gain", round(ratio, 2), "x", "target >= 5x"))
+        rows.extend(model_rows(args.model, review, BATCH))
         with serving(args.model) as url:
             wrk(url, review_file, 1, 2)
             low = wrk(url, review_file, 1, args.seconds)

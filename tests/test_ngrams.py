@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sentiment.ngrams import ID_BITS, MAX_N, FeatureSpace, distinct_per_review, find, ngram_keys, token_ids
+from sentiment.ngrams import (
+    ID_BITS,
+    MAX_N,
+    FeatureSpace,
+    distinct_features,
+    distinct_per_review,
+    find,
+    ngram_keys,
+    token_ids,
+)
 
 INDEX = {"good": 2, "bad": 3, "film": 4, "not": 5}
 
@@ -51,6 +60,23 @@ def test_find_marks_missing_keys() -> None:
     position, found = find(np.array([3, 7, 9]), np.array([7, 8, 9, 10, 1]))
     assert found.tolist() == [True, False, True, False, False]
     assert position[found].tolist() == [1, 2]
+
+
+def test_distinct_features_match_distinct_pairs_then_find() -> None:
+    """The scoring path's one-step lookup gives exactly the (review, feature) pairs of the two-step one."""
+    rng = np.random.default_rng(7)
+    token_lists = [[f"w{rng.integers(0, 12)}" for _ in range(rng.integers(0, 40))] for _ in range(30)]
+    index = {f"w{i}": i + 1 for i in range(10)}  # w10, w11: unknown
+    keys, reviews = ngram_keys(*token_ids(token_lists, index), 3)
+    feature_keys = np.unique(keys[rng.random(len(keys)) < 0.5])  # about half the n-grams are features
+    distinct_keys, distinct_reviews = distinct_per_review(keys, reviews)
+    position, found = find(feature_keys, distinct_keys)
+    expected = sorted(zip(distinct_reviews[found].tolist(), position[found].tolist(), strict=True))
+    got_reviews, got_features = distinct_features(feature_keys, keys, reviews)
+    assert list(zip(got_reviews.tolist(), got_features.tolist(), strict=True)) == expected
+    assert len(expected) > 100
+    empty_reviews, empty_features = distinct_features(feature_keys, keys[:0], reviews[:0])
+    assert len(empty_reviews) == len(empty_features) == 0
 
 
 def test_no_tokens_and_too_long_ngrams() -> None:

@@ -94,6 +94,25 @@ class FeatureSpace:
         return feature[order], offsets
 
 
+def distinct_features(feature_keys: np.ndarray, keys: np.ndarray, reviews: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each review's distinct features among its n-gram `keys`: (review, feature position) pairs,
+    ordered by review, each pair once; keys that are not features are dropped.
+
+    The scoring path's `distinct_per_review` + `find`, about 3x faster on a batch: the keys are
+    searched in sorted order (the binary searches then walk `feature_keys` forward instead of
+    jumping about a table larger than the cache), and the pairs are deduplicated with one sort of a
+    single int64 (review in the high bits, feature in the low), not a two-key lexsort.
+    """
+    order = np.argsort(keys)
+    position, found = find(feature_keys, keys[order])
+    bits = max(1, len(feature_keys).bit_length())
+    pairs = np.sort((reviews[order][found] << bits) | position[found])
+    first = np.ones(len(pairs), dtype=bool)
+    first[1:] = pairs[1:] != pairs[:-1]
+    pairs = pairs[first]
+    return pairs >> bits, pairs & ((1 << bits) - 1)
+
+
 def find(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Position of each key in `sorted_keys`, and whether it is there at all."""
     position = np.searchsorted(sorted_keys, keys)

@@ -16,7 +16,7 @@ import torch
 
 from sentiment.explanations import Explanation, linear_contributions, lstm_contributions
 from sentiment.model import LSTMClassifier
-from sentiment.ngrams import distinct_per_review, find, ngram_keys, token_ids
+from sentiment.ngrams import distinct_features, ngram_keys, token_ids
 from sentiment.text import tokenizer_from_settings
 from sentiment.vocabulary import EncodedBatch, Truncation, Vocabulary, encode_batch
 
@@ -58,9 +58,8 @@ class LinearScorer:
 
     def logits(self, vocabulary: Vocabulary, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
         ids, review_of = token_ids(token_lists, vocabulary.index)
-        keys, reviews = distinct_per_review(*ngram_keys(ids, review_of, self.max_n))
-        position, found = find(self.keys, keys)
-        sums = np.bincount(reviews[found], weights=self.coefficients[position[found]], minlength=len(token_lists))
+        reviews, features = distinct_features(self.keys, *ngram_keys(ids, review_of, self.max_n))
+        sums = np.bincount(reviews, weights=self.coefficients[features], minlength=len(token_lists))
         return sums + self.bias
 
 
