@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# build_and_push.sh IMAGE_NAME [TAG] [--cpu] [--dry-run] [--skip-build] [--no-push]: build the image (docker/),
+# build_and_push.sh IMAGE_NAME [TAG] [--cpu | --offline] [--dry-run] [--skip-build] [--no-push]: build the image (docker/),
 # create its ECR repository if missing, log in, tag ACCOUNT.dkr.ecr.REGION.amazonaws.com/IMAGE_NAME:TAG and push it.
 set -euo pipefail
 
 REPOSITORY="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ECR=("${PYTHON:-}" "$REPOSITORY/docker/ecr.py")
-BUILD=(--cuda)
+VARIANT="" # --cpu, --offline (the CUDA image without a registry) or "" (the CUDA image)
 DRY_RUN=0
 SKIP_BUILD=0
 NO_PUSH=0
@@ -18,10 +18,11 @@ fail() {
 }
 usage() {
     cat <<'EOF'
-usage: build_and_push.sh IMAGE_NAME [TAG] [--cpu] [--dry-run] [--skip-build] [--no-push]
+usage: build_and_push.sh IMAGE_NAME [TAG] [--cpu | --offline] [--dry-run] [--skip-build] [--no-push]
 Builds the image (docker/build_image.sh), creates the ECR repository IMAGE_NAME if missing, logs in, tags
 ACCOUNT.dkr.ecr.REGION.amazonaws.com/IMAGE_NAME:TAG (TAG defaults to latest) and pushes it.
   --cpu         build the CPU image (offline, from build/wheelhouse) instead of the CUDA one
+  --offline     build the CUDA image without a registry: local Debian base, build/wheelhouse-cuda
   --dry-run     print every step without doing it (the registry is still looked up: STS, read only)
   --skip-build  push IMAGE_NAME:TAG as it is in the local docker engine
   --no-push     stop once the ECR repository exists: no login, tag or push
@@ -32,7 +33,11 @@ EOF
 
 while (($#)); do
     case "$1" in
-    --cpu) BUILD=(--cpu) ;;
+    --cpu | --offline)
+        [[ -z "$VARIANT" || "$VARIANT" == "$1" ]] ||
+            fail "--cpu and --offline exclude each other (the CPU image is always built offline)"
+        VARIANT="$1"
+        ;;
     --dry-run) DRY_RUN=1 ;;
     --skip-build) SKIP_BUILD=1 ;;
     --no-push) NO_PUSH=1 ;;
@@ -49,6 +54,11 @@ done
     usage >&2
     exit 2
 }
+case "$VARIANT" in
+--cpu) BUILD=(--cpu) ;;
+--offline) BUILD=(--cuda --offline) ;;
+*) BUILD=(--cuda) ;;
+esac
 NAME="${POSITIONAL[0]}"
 TAG="${POSITIONAL[1]:-latest}"
 # ECR's own rules for repository names and tags, checked before anything is built.

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# docker/build_image.sh [--cpu] [--tag NAME] [--force] [--no-cache]: builds docker/Dockerfile, the SageMaker train/serve
-# image: CUDA (default; pulls its base and wheels, for GPU training) or --cpu (offline: local base and wheelhouse).
+# docker/build_image.sh [--cpu | --cuda [--offline]] [--tag NAME] [--force] [--no-cache]: builds docker/Dockerfile,
+# the SageMaker train/serve image: CUDA (default; pulls its base and wheels, for GPU training; --offline: the local
+# Debian base and build/wheelhouse-cuda instead, where no registry is reachable) or --cpu (always offline).
 set -euo pipefail
 
 REPOSITORY="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CONTEXT="$REPOSITORY/build/image-context"
 MODE=cuda
+OFFLINE=0
 TAG=""
 FORCE=0
 CACHE=()
@@ -15,12 +17,13 @@ fail() {
     echo "build_image: error: $*" >&2
     exit 1
 }
-usage() { echo "usage: docker/build_image.sh [--cpu] [--tag NAME] [--force] [--no-cache]"; }
+usage() { echo "usage: docker/build_image.sh [--cpu | --cuda [--offline]] [--tag NAME] [--force] [--no-cache]"; }
 
 while (($#)); do
     case "$1" in
     --cpu) MODE=cpu ;;
     --cuda) MODE=cuda ;;
+    --offline) OFFLINE=1 ;;
     --tag)
         TAG="${2:?--tag needs a name}"
         shift
@@ -32,7 +35,7 @@ while (($#)); do
         ;;
     -h | --help)
         usage
-        sed -n '2,3p' "$0" | sed 's/^# //'
+        sed -n '2,4p' "$0" | sed 's/^# //'
         exit 0
         ;;
     *) fail "unknown argument $1 ($(usage))" ;;
@@ -45,10 +48,18 @@ step "checking the docker engine"
 docker info >/dev/null 2>&1 || fail "no docker engine answers (start dockerd first; see docker/README.md)"
 
 BUILD_ARGS=()
-if [[ "$MODE" == cpu ]]; then
-    # Offline: a Debian base made here, and wheels fetched beforehand on this machine (both skip when done).
+WHEELHOUSE=""
+if [[ "$MODE" == cpu ]] || ((OFFLINE)); then
+    # Offline: a Debian base made here, and wheels fetched beforehand on this machine (both skip when done). The
+    # CUDA build of torch brings its CUDA libraries as wheels, so the Debian base serves the CUDA image too.
     "$REPOSITORY/docker/build_base_image.sh"
-    "$REPOSITORY/docker/build_wheelhouse.sh"
+    if [[ "$MODE" == cpu ]]; then
+        "$REPOSITORY/docker/build_wheelhouse.sh"
+        WHEELHOUSE="$REPOSITORY/build/wheelhouse"
+    else
+        "$REPOSITORY/docker/build_wheelhouse.sh" --cuda
+        WHEELHOUSE="$REPOSITORY/build/wheelhouse-cuda"
+    fi
     BUILD_ARGS=(
         --build-arg BASE_IMAGE=sentiment-base:bookworm
         --build-arg SYSTEM_PACKAGES=
@@ -65,10 +76,9 @@ mkdir -p "$CONTEXT/container" "$CONTEXT/docker" "$CONTEXT/wheelhouse"
 tar -C "$REPOSITORY/container" --exclude=__pycache__ --exclude='*.pyc' --exclude='*.egg-info' --exclude=./build -c . |
     tar -C "$CONTEXT/container" -x
 cp "$REPOSITORY/docker/entrypoint.sh" "$CONTEXT/docker/entrypoint.sh"
-if [[ "$MODE" == cpu ]]; then
+if [[ -n "$WHEELHOUSE" ]]; then
     # Hard links: the wheelhouse enters the context without a second copy on disk.
-    cp -l "$REPOSITORY"/build/wheelhouse/*.whl "$CONTEXT/wheelhouse/" 2>/dev/null ||
-        cp "$REPOSITORY"/build/wheelhouse/*.whl "$CONTEXT/wheelhouse/"
+    cp -l "$WHEELHOUSE"/*.whl "$CONTEXT/wheelhouse/" 2>/dev/null || cp "$WHEELHOUSE"/*.whl "$CONTEXT/wheelhouse/"
 fi
 
 # What the image is made from: the context's files, the Dockerfile and the build arguments. An image with this
@@ -86,7 +96,7 @@ if ((!FORCE)) && [[ "$built_from" == "$source_hash" ]]; then
 else
     revision="$(git -C "$REPOSITORY" rev-parse --short HEAD 2>/dev/null || echo unknown)"
     if [[ -n "$(git -C "$REPOSITORY" status --porcelain 2>/dev/null)" ]]; then revision="$revision-dirty"; fi
-    step "docker build $TAG ($MODE, revision $revision, source hash $source_hash)"
+    step "docker build $TAG ($MODE$( ((OFFLINE)) && echo ", offline"), revision $revision, source hash $source_hash)"
     started=$SECONDS
     docker build "${CACHE[@]}" \
         --file "$REPOSITORY/docker/Dockerfile" \

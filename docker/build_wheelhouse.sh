@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# docker/build_wheelhouse.sh [--force]: every wheel the image installs (container/pyproject.toml's pins, torch's CPU
-# build, setuptools to build the package) for linux x86_64 CPython 3.11, in build/wheelhouse/ for offline builds.
+# docker/build_wheelhouse.sh [--cuda] [--force]: every wheel the image installs (container/pyproject.toml's pins, torch,
+# setuptools to build the package) for linux x86_64 CPython 3.11, for offline builds: torch's CPU build in
+# build/wheelhouse/, or with --cuda PyPI's CUDA build of torch and its NVIDIA wheels in build/wheelhouse-cuda/.
 set -euo pipefail
 
 REPOSITORY="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WHEELHOUSE="$REPOSITORY/build/wheelhouse"
+CUDA=0
 PYPROJECT="$REPOSITORY/container/pyproject.toml"
 PYTHON="${PYTHON:-python3}"
 # The image's interpreter: Debian 12's python3. Packages check Requires-Python against its patch level too.
@@ -19,12 +21,16 @@ fail() {
 
 while (($#)); do
     case "$1" in
+    --cuda)
+        CUDA=1
+        WHEELHOUSE="$REPOSITORY/build/wheelhouse-cuda"
+        ;;
     --force) FORCE=1 ;;
     -h | --help)
-        sed -n '2,3p' "$0"
+        sed -n '2,4p' "$0"
         exit 0
         ;;
-    *) fail "unknown argument $1 (usage: $0 [--force])" ;;
+    *) fail "unknown argument $1 (usage: $0 [--cuda] [--force])" ;;
     esac
     shift
 done
@@ -66,7 +72,7 @@ fi
 #    $TARGET_PYTHON, which may take older versions than step 1 (soupsieve 4.1 needs 3.11.5, for one).
 # (pip's warnings about index folders lacking a package come from this machine's pip configuration: hidden.)
 quiet() { "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
-step "1/2: pip wheel into $WHEELHOUSE with $("$PYTHON" --version) (torch alone is about 190 MB)"
+step "1/2: pip wheel into $WHEELHOUSE with $("$PYTHON" --version) (torch: about 190 MB, CUDA build 2.7 GB with its NVIDIA wheels)"
 quiet "$PYTHON" -m pip wheel --quiet --wheel-dir "$WHEELHOUSE" --find-links "$WHEELHOUSE" -r "$requirements" ||
     fail "pip wheel failed (see above)"
 step "2/2: pip download the wheels Python $TARGET_PYTHON resolves to"
@@ -76,15 +82,20 @@ quiet "$PYTHON" -m pip download --quiet --only-binary=:all: --python-version "$T
 
 torch_wheels=("$WHEELHOUSE"/torch-*.whl)
 [[ -f "${torch_wheels[0]}" ]] || fail "no torch wheel in $WHEELHOUSE"
-for wheel in "${torch_wheels[@]}"; do
-    case "$(basename "$wheel")" in
-    *+cpu-*) ;;
-    *) fail "$(basename "$wheel") is not torch's CPU build; point pip at one (PIP_FIND_LINKS=DIR holding" \
-        "torch-VERSION+cpu-cp311-...whl, or PyTorch's CPU index in PIP_EXTRA_INDEX_URL), delete it and run again" ;;
-    esac
-done
-if compgen -G "$WHEELHOUSE/nvidia_*.whl" >/dev/null || compgen -G "$WHEELHOUSE/cuda_*.whl" >/dev/null; then
-    fail "CUDA wheels in $WHEELHOUSE: the CPU image must not carry them; delete them and run again"
+((${#torch_wheels[@]} == 1)) || fail "more than one torch wheel in $WHEELHOUSE; run again with --force"
+nvidia_wheels() { compgen -G "$WHEELHOUSE/nvidia_*.whl" >/dev/null || compgen -G "$WHEELHOUSE/cuda_*.whl" >/dev/null; }
+torch_wheel="$(basename "${torch_wheels[0]}")"
+if ((CUDA)); then
+    # A local version (+cpu, +cu126) sorts above the plain one, so a CPU wheel that pip's configuration offers wins.
+    [[ "$torch_wheel" != *+cpu-* ]] || fail "pip chose $torch_wheel, torch's CPU build, from its configuration" \
+        "(find-links or an extra index); run again with that source hidden, e.g. PIP_CONFIG_FILE=/dev/null" \
+        "PIP_FIND_LINKS= $0 --cuda --force"
+    nvidia_wheels || fail "$torch_wheel came without NVIDIA wheels: it is not a CUDA build of torch"
+else
+    [[ "$torch_wheel" == *+cpu-* ]] || fail "$torch_wheel is not torch's CPU build; point pip at one" \
+        "(PIP_FIND_LINKS=DIR holding torch-VERSION+cpu-cp311-...whl, or PyTorch's CPU index in PIP_EXTRA_INDEX_URL)" \
+        "and run again with --force"
+    ! nvidia_wheels || fail "CUDA wheels in $WHEELHOUSE: the CPU image must not carry them; run again with --force"
 fi
 
 cp "$requirements" "$stamp"

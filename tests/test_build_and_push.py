@@ -78,6 +78,9 @@ def test_the_dry_run_of_an_existing_repository_says_so(aws: dict[str, str]) -> N
     assert result.returncode == 0, result.stderr
     assert f"build_and_push: repository {name} exists: {REGISTRY}/{name}" in result.stdout
     assert f"would run: {REPOSITORY}/docker/build_image.sh --cpu --tag {name}:latest" in result.stdout
+    offline = run(name, "v2", "--dry-run", "--offline", env=aws)
+    assert offline.returncode == 0, offline.stderr
+    assert f"would run: {REPOSITORY}/docker/build_image.sh --cuda --offline --tag {name}:v2" in offline.stdout
 
 
 @pytest.mark.parametrize(
@@ -87,6 +90,7 @@ def test_the_dry_run_of_an_existing_repository_says_so(aws: dict[str, str]) -> N
         (["a", "b", "c"], 2, "usage:"),
         (["Sentiment"], 1, "'Sentiment' is not a valid ECR repository name"),
         (["sentiment", "-bad"], 1, "unknown option -bad"),
+        (["sentiment", "--cpu", "--offline"], 1, "--cpu and --offline exclude each other"),
         (["sentiment", "v1:2"], 1, "'v1:2' is not a valid image tag"),
         (["sentiment", "--colour"], 1, "unknown option --colour"),
     ],

@@ -4,6 +4,7 @@ and local_test/'s scripts against the container.
 They need a docker engine: without one they skip, except under CI (REQUIRE_DOCKER=1), where that is a failure.
 The image is built once per session by `docker/build_image.sh --cpu`, which does nothing when an image built
 from the same source exists (CI builds it before the suite; a cold build takes a few minutes).
+SENTIMENT_TEST_IMAGE=NAME runs them against an image built elsewhere instead (the CUDA image, say), unbuilt here.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pytest
 from sentiment.artifacts import load_model
 from tests.conftest import REPOSITORY, free_port
 
-IMAGE = "sentiment:cpu"  # what CI builds with docker/build_image.sh --cpu
+IMAGE = os.environ.get("SENTIMENT_TEST_IMAGE") or "sentiment:cpu"  # CI builds sentiment:cpu (build_image.sh --cpu)
 LOCAL_TEST = REPOSITORY / "local_test"
 PAYLOADS = LOCAL_TEST / "payloads"
 # One gunicorn worker is enough for most tests here; test_every_worker_is_ready_once_ping_answers runs two.
@@ -60,6 +61,10 @@ def image() -> str:
         if os.environ.get("REQUIRE_DOCKER") == "1":
             pytest.fail(f"REQUIRE_DOCKER=1 but {problem}")
         pytest.skip(problem)
+    if os.environ.get("SENTIMENT_TEST_IMAGE"):
+        if docker("image", "inspect", IMAGE, check=False).returncode != 0:
+            pytest.fail(f"SENTIMENT_TEST_IMAGE={IMAGE}: no such image here")
+        return IMAGE
     build = subprocess.run(
         ["bash", str(REPOSITORY / "docker" / "build_image.sh"), "--cpu", "--tag", IMAGE],
         capture_output=True,
