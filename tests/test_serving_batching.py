@@ -52,12 +52,35 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_scores() -> None:
     assert len(scorer.batches) < len(requests) / 2
 
 
-def test_max_batch_one_scores_each_request_alone() -> None:
-    scorer = RecordingScorer(seconds=0.001)
+class OverlapCheckingScorer(RecordingScorer):
+    """A RecordingScorer that also notes the threads it runs in and whether two calls ever overlapped."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(seconds)
+        self.threads: set[str] = set()
+        self.running = 0
+        self.overlapped = False
+
+    def __call__(self, reviews: Sequence[str]) -> np.ndarray:
+        with self.lock:
+            self.running += 1
+            self.overlapped |= self.running > 1
+            self.threads.add(threading.current_thread().name)
+        try:
+            return super().__call__(reviews)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def test_max_batch_one_scores_each_request_alone_in_its_own_thread_one_at_a_time() -> None:
+    scorer = OverlapCheckingScorer(seconds=0.002)
     batcher = MicroBatcher(scorer, max_batch=1, max_wait_seconds=0.01)
     answers = run_clients(batcher, [[str(i)] for i in range(20)])
     assert [a.tolist() for a in answers] == [[i / 1000] for i in range(20)]
     assert scorer.batches == [1] * 20
+    assert not scorer.overlapped  # one model call at a time, as with batching on
+    assert "micro-batcher" not in scorer.threads and len(scorer.threads) > 1  # no hand-off to a batching thread
 
 
 def test_a_request_larger_than_a_batch_is_scored_alone_and_whole() -> None:

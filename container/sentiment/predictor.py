@@ -206,7 +206,8 @@ def lstm_logits(
     logits = np.zeros(len(encoded.lengths), dtype=np.float64)
     order = np.argsort(-encoded.lengths, kind="stable")
     was_training = model.training
-    model.eval()
+    if was_training:  # eval() walks every submodule: about 0.1 ms, a fifth of scoring one short review
+        model.eval()
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
         start = 0
         while start < len(order):
@@ -217,7 +218,8 @@ def lstm_logits(
             lengths = torch.from_numpy(encoded.lengths[rows])
             logits[rows] = model(ids, lengths).float().cpu().numpy()
             start += size
-    model.train(was_training)
+    if was_training:
+        model.train()
     return logits
 
 
