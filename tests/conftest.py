@@ -113,5 +113,5 @@ def small_ensemble() -> Predictor:
     """An ensemble trained in a few seconds on made-up reviews (separable by their sentiment words)."""
     from tests.test_training import SMALL, made_up
 
-    hp = parse_hyperparameters([*SMALL, "--model", "ensemble", "--epochs", "3"])
+    hp = parse_hyperparameters([*SMALL, "--model", "ensemble", "--epochs", "3", "--negation_window", "3"])
     return fit(hp, made_up(200, 1), made_up(60, 2), report=lambda line: None).predictor

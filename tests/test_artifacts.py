@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import tarfile
 from pathlib import Path
@@ -20,7 +22,7 @@ TEXTS = ["A wonderful, moving masterpiece.", "Dreadful and boring.", "", "good "
 
 @pytest.fixture(scope="module")
 def ensemble() -> Predictor:
-    hp = parse_hyperparameters([*SMALL, "--model", "ensemble", "--epochs", "2"])
+    hp = parse_hyperparameters([*SMALL, "--model", "ensemble", "--epochs", "2", "--negation_window", "5"])
     return fit(hp, made_up(160, 1), made_up(60, 2), report=lambda line: None).predictor
 
 
@@ -36,6 +38,8 @@ def test_a_saved_model_predicts_exactly_as_before(saved: Path, ensemble: Predict
     assert np.array_equal(loaded.logits(TEXTS), ensemble.logits(TEXTS))
     assert [p.label for p in loaded.predict(TEXTS)] == [p.label for p in ensemble.predict(TEXTS)]
     assert sorted(p.name for p in saved.iterdir()) == [MANIFEST, VOCABULARY, WEIGHTS]
+    assert loaded.linear is not None and ensemble.linear is not None
+    assert loaded.linear.negation_window == ensemble.linear.negation_window == 5
 
 
 def test_a_model_tarball_loads_like_the_folder(saved: Path, ensemble: Predictor, tmp_path: Path) -> None:
@@ -113,11 +117,24 @@ def test_a_format_1_model_loads_with_one_set_of_ensemble_weights(saved: Path, en
     (saved / MANIFEST).write_text(json.dumps(manifest))
     loaded = load_model(saved)
     assert loaded.ensemble is not None and loaded.ensemble.short_lstm is None
+    assert loaded.linear is not None and loaded.linear.negation_window == 0  # format 1 had no negation scopes
+    assert ensemble.linear is not None
+    ensemble = copy.copy(ensemble)  # with its linear model read as format 1 reads it: no negation scopes
+    ensemble.linear = dataclasses.replace(ensemble.linear, negation_window=0)
     parts = ensemble.part_logits([ensemble.tokenize(text) for text in TEXTS])
     weights = ensemble.ensemble
     assert weights is not None
     expected = weights.lstm * parts["lstm"] + weights.linear * parts["linear"] + weights.bias
     assert np.allclose(loaded.logits(TEXTS), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("window", [-1, 51, "5", True, 2.5, None])
+def test_impossible_negation_windows_are_refused(saved: Path, window: object) -> None:
+    manifest = json.loads((saved / MANIFEST).read_text())
+    manifest["linear"]["negation_window"] = window
+    (saved / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="negation_window must be a whole number"):
+        load_model(saved)
 
 
 @pytest.mark.parametrize("bounds", [[50, 50], [80, 20], [-1, 10], [20], "20-80", [20.5, 80]])

@@ -41,6 +41,18 @@ def test_linear_shares_add_up_to_the_logit_without_bias(vocabulary: Vocabulary) 
     assert shares[tokens.index("unseen")] == 0.0  # outside the vocabulary: in no n-gram
 
 
+def test_linear_shares_of_negated_words_are_their_negated_features(vocabulary: Vocabulary) -> None:
+    tokens = ["not", "bad", "good", ".", "bad"]  # "bad" once inside the scope of "not", once outside
+    keys = np.unique(ngram_keys(*token_ids([tokens], vocabulary.index, 3), 1)[0])  # not, bad, not-bad, not-good
+    assert len(keys) == 4
+    coefficients = np.arange(1, len(keys) + 1, dtype=np.float32)
+    with_scopes = linear_contributions(keys, coefficients, 1, vocabulary, tokens, 3)
+    assert with_scopes[1] != with_scopes[4] and with_scopes[3] == 0.0  # two features for "bad"; "." unknown
+    assert with_scopes.sum() == pytest.approx(coefficients.sum())  # each feature counted once
+    without = linear_contributions(keys, coefficients, 1, vocabulary, tokens)
+    assert without[1] == without[4] and without[2] != with_scopes[2]  # without scopes: plain "bad" and "good"
+
+
 def test_a_unigram_model_gives_each_word_its_coefficient_split_over_repeats(vocabulary: Vocabulary) -> None:
     keys = all_keys(vocabulary, max_n=1)
     coefficients = np.zeros(len(keys), dtype=np.float32)
@@ -95,8 +107,9 @@ def test_the_ensemble_explains_with_its_own_weights(small_ensemble: Predictor) -
     linear = small_ensemble.linear
     lstm_weight, linear_weight, _ = weights.weights(np.array([len(tokens)]))  # this text's length decides
     assert weights.short_lstm is not None and lstm_weight[0] != weights.lstm  # a short text: blended weights
+    assert linear.negation_window > 0  # "not awful at all": a negation scope, explained with its own features
     expected = linear_weight[0] * linear_contributions(
-        linear.keys, linear.coefficients, linear.max_n, small_ensemble.vocabulary, tokens
+        linear.keys, linear.coefficients, linear.max_n, small_ensemble.vocabulary, tokens, linear.negation_window
     ) + lstm_weight[0] * lstm_contributions(small_ensemble.lstm, small_ensemble.vocabulary, tokens, 500, "head_tail")
     assert np.allclose(explanation.contributions, expected, atol=1e-6)
     top = dict(explanation.top(3))

@@ -8,6 +8,8 @@ import pytest
 from sentiment.ngrams import (
     ID_BITS,
     MAX_N,
+    NEGATED,
+    UNKNOWN,
     FeatureSpace,
     distinct_features,
     distinct_per_review,
@@ -77,6 +79,43 @@ def test_distinct_features_match_distinct_pairs_then_find() -> None:
     assert len(expected) > 100
     empty_reviews, empty_features = distinct_features(feature_keys, keys[:0], reviews[:0])
     assert len(empty_reviews) == len(empty_features) == 0
+
+
+def negated(token_lists: list[list[str]], index: dict[str, int], window: int) -> list[list[str]]:
+    """The words token_ids marks as negated, review by review."""
+    ids, review_of = token_ids(token_lists, index, window)
+    marked = [[] for _ in token_lists]
+    words = [token for tokens in token_lists for token in tokens]
+    for word, token_id, review in zip(words, ids.tolist(), review_of.tolist(), strict=True):
+        if token_id & NEGATED:
+            marked[review].append(word)
+    return marked
+
+
+def test_negation_scopes_run_a_few_words_after_a_negator_up_to_punctuation_or_but() -> None:
+    reviews = [
+        ["not", "bad", "at", "all", ".", "bad"],
+        ["never", "boring", "but", "bad"],
+        ["no", "no", "good", "film", "at", "all", "this"],  # a second negator starts the scope again
+        ["good", "film", "not"],  # a scope does not reach into the next review
+        ["bad", "film"],
+        ["n't", "zzz", "bad"],  # unknown words stay unknown
+    ]
+    known = dict.fromkeys(token for tokens in reviews for token in tokens if token != "zzz")
+    index = {word: i + 2 for i, word in enumerate(known)}
+    assert negated(reviews, index, 3) == [["bad", "at", "all"], ["boring"], ["good", "film", "at"], [], [], ["bad"]]
+    assert negated(reviews, index, 1) == [["bad"], ["boring"], ["good"], [], [], []]
+    plain, _ = token_ids(reviews, index)
+    scoped, _ = token_ids(reviews, index, 3)
+    assert not np.any(plain & NEGATED) and np.array_equal(scoped & ~NEGATED, plain)
+    assert np.count_nonzero(scoped == UNKNOWN) == np.count_nonzero(plain == UNKNOWN) == 1
+
+
+def test_negation_scopes_need_room_for_their_ids() -> None:
+    huge = dict.fromkeys((f"w{i}" for i in range(NEGATED)), 2)
+    with pytest.raises(ValueError, match="vocabulary under"):
+        token_ids([["not", "w1"]], huge, 3)
+    assert token_ids([[]], huge, 3)[0].shape == (0,)
 
 
 def test_no_tokens_and_too_long_ngrams() -> None:

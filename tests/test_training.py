@@ -12,7 +12,9 @@ import torch
 from sentiment.checkpoints import CheckpointStore
 from sentiment.data.table import ReviewTable
 from sentiment.hyperparameters import parse_hyperparameters
-from sentiment.training import CROP_WORDS, fit, learning_rate_at, length_batches, sentence_crops
+from sentiment.text import tokenizer_settings
+from sentiment.training import CROP_WORDS, fit, learning_rate_at, length_batches, sentence_crops, train_linear
+from sentiment.vocabulary import Vocabulary
 from tests.builders import NEGATIVE_WORDS, POSITIVE_WORDS, make_review
 
 SMALL = [
@@ -181,3 +183,17 @@ def test_short_text_weights_fit_short_texts_and_leave_reviews_alone(data: tuple)
     assert min(len(with_short.tokenize(text)) for text in long_reviews) >= 80
     assert np.allclose(with_short.logits(long_reviews), without.logits(long_reviews))
     assert ((with_short.logits(short) >= 0) == labels).all()
+
+
+def test_negation_scopes_let_a_unigram_model_tell_not_bad_from_bad() -> None:
+    # Every word is in as many positive as negative reviews: plain unigrams cannot separate them.
+    token_lists = [["not", "bad"], ["good"], ["bad"], ["not", "good"]] * 10
+    labels = np.array([1, 1, 0, 0] * 10, dtype=np.int8)
+    vocabulary = Vocabulary.build(token_lists, tokenizer_settings("default"), max_size=10, min_count=1)
+    accuracies = {}
+    for window in (0, 2):
+        hp = parse_hyperparameters(["--ngram_max", "1", "--ngram_min_count", "1", "--negation_window", str(window)])
+        linear = train_linear(hp, vocabulary, token_lists, labels, CheckpointStore(None, job=""), lambda line: None)
+        assert linear.negation_window == window
+        accuracies[window] = float(((linear.logits(vocabulary, token_lists) > 0) == labels).mean())
+    assert accuracies == {0: 0.5, 2: 1.0}

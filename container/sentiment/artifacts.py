@@ -32,8 +32,8 @@ from sentiment.predictor import Encoding, EnsembleWeights, LinearScorer, Predict
 from sentiment.vocabulary import Vocabulary, VocabularyError
 
 MODEL_FORMAT = "sentiment-model"
-MODEL_FORMAT_VERSION = 2  # 2: the ensemble may carry weights for short texts
-READABLE_FORMAT_VERSIONS = (1, 2)
+MODEL_FORMAT_VERSION = 3  # 2: the ensemble may carry short-text weights; 3: negation scopes in the linear model
+READABLE_FORMAT_VERSIONS = (1, 2, 3)
 MANIFEST = "model.json"
 WEIGHTS = "weights.safetensors"
 VOCABULARY = "vocabulary.json"
@@ -73,7 +73,13 @@ def save_model(predictor: Predictor, directory: Path, half: bool = False, extra:
         "encoding": {"max_length": predictor.encoding.max_length, "truncation": predictor.encoding.truncation},
         "lstm": predictor.lstm.config.to_json() if predictor.lstm is not None else None,
         "linear": (
-            {"bias": predictor.linear.bias, "max_n": predictor.linear.max_n} if predictor.linear is not None else None
+            {
+                "bias": predictor.linear.bias,
+                "max_n": predictor.linear.max_n,
+                "negation_window": predictor.linear.negation_window,
+            }
+            if predictor.linear is not None
+            else None
         ),
         "ensemble": vars(predictor.ensemble) if predictor.ensemble is not None else None,
         "weights_dtype": "float16" if half else "float32",
@@ -198,7 +204,16 @@ def _linear(manifest: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Linea
         coefficients=coefficients,
         bias=float(manifest["linear"]["bias"]),
         max_n=int(manifest["linear"]["max_n"]),
+        negation_window=_negation_window(manifest),
     )
+
+
+def _negation_window(manifest: dict[str, Any]) -> int:
+    """The linear model's negation window: 0 in models before format 3, which had none."""
+    window = manifest["linear"].get("negation_window", 0) if manifest["version"] >= 3 else 0
+    if isinstance(window, bool) or not isinstance(window, int) or not 0 <= window <= 50:
+        raise ValueError(f"the linear model's negation_window must be a whole number from 0 to 50, not {window!r}")
+    return window
 
 
 def _read_tarball(path: Path) -> dict[str, bytes]:

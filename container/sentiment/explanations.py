@@ -50,10 +50,15 @@ class Explanation:
 
 
 def linear_contributions(
-    keys: np.ndarray, coefficients: np.ndarray, max_n: int, vocabulary: Vocabulary, tokens: Sequence[str]
+    keys: np.ndarray,
+    coefficients: np.ndarray,
+    max_n: int,
+    vocabulary: Vocabulary,
+    tokens: Sequence[str],
+    negation_window: int = 0,
 ) -> np.ndarray:
     """Each token's share of a linear model's logit (without its bias); see the module's docstring."""
-    ids, review_of = token_ids([tokens], vocabulary.index)
+    ids, review_of = token_ids([tokens], vocabulary.index, negation_window)
     shares = np.zeros(len(tokens), dtype=np.float64)
     for n in range(1, min(max_n, MAX_N) + 1):
         ngrams, starts = ngrams_of_length(ids, review_of, n)

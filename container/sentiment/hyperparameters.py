@@ -48,7 +48,9 @@ class Hyperparameters:
     tokenizer: Literal["default", "seed"] = field(
         default="default", metadata=_doc("default, or seed (the tutorial's stemmed tokens)")
     )
-    vocab_size: int = field(default=40_000, metadata=_doc("words kept, with ids 0 (padding) and 1 (unknown)", low=10))
+    vocab_size: int = field(
+        default=40_000, metadata=_doc("words kept, with ids 0 (padding) and 1 (unknown)", low=10, high=500_000)
+    )
     min_count: int = field(default=2, metadata=_doc("a word must occur this often in train to get an id", low=1))
     max_length: int = field(default=400, metadata=_doc("tokens kept per review", low=8))
     truncation: Literal["head", "tail", "head_tail"] = field(
@@ -92,6 +94,17 @@ class Hyperparameters:
     ngram_max: int = field(default=3, metadata=_doc("longest word n-gram of the linear model", low=1, high=5))
     ngram_min_count: int = field(default=2, metadata=_doc("an n-gram must occur this often in train", low=1))
     l2: float = field(default=1e-4, metadata=_doc("L2 penalty of the linear model", low=0.0, high=10.0))
+    # Off by default: on the validation split it lifts the linear model alone (91.28 -> 91.52 % with 5) but
+    # not the ensemble (92.20 -> 92.16 % of reviews, 75.12 -> 74.89 % of sentences; neither significant).
+    negation_window: int = field(
+        default=0,
+        metadata=_doc(
+            "linear model: words after a negator (not, n't, never, ...) that become features of their own, up to "
+            "punctuation or 'but'; 0: none",
+            low=0,
+            high=50,
+        ),
+    )
     short_text_weights: bool = field(
         default=True,
         metadata=_doc(

@@ -55,9 +55,10 @@ class LinearScorer:
     coefficients: np.ndarray  # float32, one per key
     bias: float
     max_n: int
+    negation_window: int = 0  # words after a negator with ids of their own (see sentiment.ngrams); 0: none
 
     def logits(self, vocabulary: Vocabulary, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
-        ids, review_of = token_ids(token_lists, vocabulary.index)
+        ids, review_of = token_ids(token_lists, vocabulary.index, self.negation_window)
         reviews, features = distinct_features(self.keys, *ngram_keys(ids, review_of, self.max_n))
         sums = np.bincount(reviews, weights=self.coefficients[features], minlength=len(token_lists))
         return sums + self.bias
@@ -183,7 +184,12 @@ class Predictor:
             )
         if self.linear is not None:
             shares += linear_weight * linear_contributions(
-                self.linear.keys, self.linear.coefficients, self.linear.max_n, self.vocabulary, tokens
+                self.linear.keys,
+                self.linear.coefficients,
+                self.linear.max_n,
+                self.vocabulary,
+                tokens,
+                self.linear.negation_window,
             )
         return Explanation(tokens=tuple(tokens), contributions=tuple(shares.tolist()))
 

@@ -441,9 +441,10 @@ def train_linear(
             coefficients=checkpoint.tensors["coefficients"].numpy(),
             bias=float(checkpoint.document["bias"]),
             max_n=hp.ngram_max,
+            negation_window=hp.negation_window,
         )
     labeled = len(token_lists) if labeled_reviews is None else labeled_reviews
-    ids, review_of = token_ids(token_lists, vocabulary.index)
+    ids, review_of = token_ids(token_lists, vocabulary.index, hp.negation_window)
     keys, reviews = distinct_per_review(*ngram_keys(ids, review_of, hp.ngram_max))
     own = reviews < labeled
     space = FeatureSpace.fit(keys[own], reviews[own], labels[:labeled], hp.ngram_min_count)
@@ -474,7 +475,13 @@ def train_linear(
         f"{stage}: {len(space):,} n-gram features, {len(token_lists):,} reviews, "
         f"train_loss={loss:.4f} train_acc={train_accuracy:.4f}"
     )
-    scorer = LinearScorer(keys=space.keys, coefficients=coefficients, bias=model.bias.item(), max_n=hp.ngram_max)
+    scorer = LinearScorer(
+        keys=space.keys,
+        coefficients=coefficients,
+        bias=model.bias.item(),
+        max_n=hp.ngram_max,
+        negation_window=hp.negation_window,
+    )
     store.save(
         stage,
         {"keys": torch.from_numpy(scorer.keys), "coefficients": torch.from_numpy(scorer.coefficients)},
