@@ -128,19 +128,22 @@ def test_a_format_1_model_loads_with_one_set_of_ensemble_weights(saved: Path, en
     assert np.allclose(loaded.logits(TEXTS), expected, atol=1e-5)
 
 
-@pytest.mark.parametrize("window", [-1, 51, "5", True, 2.5, None])
-def test_impossible_negation_windows_are_refused(saved: Path, window: object) -> None:
+@pytest.mark.parametrize(
+    ("part", "setting", "value", "message"),
+    [
+        *(
+            ("ensemble", "short_below", bounds, "short_below must be two token counts")
+            for bounds in ([50, 50], [80, 20], [-1, 10], [20], "20-80", [20.5, 80])
+        ),
+        *(
+            ("linear", "negation_window", window, "negation_window must be a whole number")
+            for window in (-1, 51, "5", True, 2.5, None)
+        ),
+    ],
+)
+def test_impossible_settings_are_refused(saved: Path, part: str, setting: str, value: object, message: str) -> None:
     manifest = json.loads((saved / MANIFEST).read_text())
-    manifest["linear"]["negation_window"] = window
+    manifest[part][setting] = value
     (saved / MANIFEST).write_text(json.dumps(manifest))
-    with pytest.raises(ArtifactError, match="negation_window must be a whole number"):
-        load_model(saved)
-
-
-@pytest.mark.parametrize("bounds", [[50, 50], [80, 20], [-1, 10], [20], "20-80", [20.5, 80]])
-def test_impossible_short_text_bounds_are_refused(saved: Path, bounds: object) -> None:
-    manifest = json.loads((saved / MANIFEST).read_text())
-    manifest["ensemble"]["short_below"] = bounds
-    (saved / MANIFEST).write_text(json.dumps(manifest))
-    with pytest.raises(ArtifactError, match="short_below must be two token counts"):
+    with pytest.raises(ArtifactError, match=message):
         load_model(saved)
