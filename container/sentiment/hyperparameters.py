@@ -100,7 +100,7 @@ class Hyperparameters:
         default=0,
         metadata=_doc(
             "linear model: words after a negator (not, n't, never, ...) that become features of their own, up to "
-            "punctuation or 'but'; 0: none",
+            "'!', '?' or 'but'; 0: none",
             low=0,
             high=50,
         ),

@@ -5,7 +5,9 @@ Tokens become ids through a vocabulary; an n-gram of ids becomes one int64 key (
 millions of Python strings. Pure: no torch, no I/O.
 
 Negation scopes (Das & Chen, 2001; Pang et al., 2002): up to `negation_window` words after a
-negator ("not", "n't", "never", ...), stopping at punctuation or "but", get ids of their own
+negator ("not", "n't", "never", ...), stopping at a scope end, get ids of their own (the default
+tokenizer keeps only "!" and "?" of the punctuation here, so scopes mostly end at those, "but",
+another negator or the window; the seed tokenizer drops negators as stopwords: no scopes)
 (NEGATED set), so "bad" in "not bad at all" is a feature of its own and not the "bad" of "a bad
 film". Without them a linear model adds up "not" and "bad", and a short negated review reads as
 its opposite.
