@@ -111,6 +111,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 def _answer(event: dict[str, Any], method: str) -> dict[str, Any]:
     """The successful response to `event`, or a RelayError saying why there is none."""
+    _check_event(event)
     if method == "OPTIONS":
         return _response(204, None)
     if method != "POST":
@@ -123,10 +124,26 @@ def _answer(event: dict[str, Any], method: str) -> dict[str, Any]:
     return _response(200, verdict)
 
 
-def _method(event: dict[str, Any]) -> str:
+def _check_event(event: Any) -> None:
+    """A BadRequest unless `event` has the shape of an API Gateway proxy event (payload 1.0 or 2.0)."""
+    if not isinstance(event, dict):
+        raise BadRequest(f"the event is not an API Gateway proxy event (a JSON object), but {type(event).__name__}")
+    for part in ("requestContext", "headers"):
+        if event.get(part) is not None and not isinstance(event[part], dict):
+            raise BadRequest(f"the event's {part} is not an object, but {type(event[part]).__name__}")
+    if _method(event) == "(none)":
+        raise BadRequest("the event names no HTTP method (httpMethod or requestContext.http.method)")
+
+
+def _method(event: Any) -> str:
     """The HTTP method of a payload 1.0 (`httpMethod`) or 2.0 (`requestContext.http.method`) event."""
-    method = event.get("httpMethod") or ((event.get("requestContext") or {}).get("http") or {}).get("method")
-    return str(method).upper() if method else "(none)"
+    method = _field(event, "httpMethod") or _field(_field(_field(event, "requestContext"), "http"), "method")
+    return str(method).upper() if isinstance(method, str) and method else "(none)"
+
+
+def _field(document: Any, name: str) -> Any:
+    """document[name] when document is a JSON object, else None: an event's parts may be missing or malformed."""
+    return document.get(name) if isinstance(document, dict) else None
 
 
 def max_review_bytes() -> int:
@@ -146,13 +163,16 @@ def max_review_bytes() -> int:
 def read_review(event: dict[str, Any], limit: int) -> str:
     """The review in the event's body (JSON `{"review": ...}` or text/plain), checked for size and content."""
     headers = {str(name).lower(): str(value) for name, value in (event.get("headers") or {}).items()}
-    media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    # No Content-Type (API Gateway's own test events have none): the page's format, JSON.
+    media_type = headers.get("content-type", "").split(";")[0].strip().lower() or "application/json"
     if media_type not in ("application/json", "text/plain"):
         shown = media_type or "(none)"
         raise UnsupportedMediaType(
             f'Content-Type {shown} is not supported: send application/json {{"review": ...}} or text/plain'
         )
     body = _body_bytes(event)
+    if not body.strip():  # no body, a null one, or only white space: nothing to score
+        raise BadRequest("the review is empty: send the text of a movie review")
     # JSON may spell one character as a 6-byte \uXXXX escape; anything longer cannot hold an acceptable review.
     if len(body) > 6 * limit + 1024:
         raise PayloadTooLarge(f"the request body is {len(body):,} bytes; a review may be at most {limit:,} bytes")
@@ -174,11 +194,13 @@ def read_review(event: dict[str, Any], limit: int) -> str:
 
 def _body_bytes(event: dict[str, Any]) -> bytes:
     """The raw body, base64-decoded when API Gateway says it is encoded."""
-    body = event.get("body") or ""
+    body = event.get("body")
+    if body is None:
+        return b""
     if event.get("isBase64Encoded"):
         try:
             return base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError):
+        except (binascii.Error, ValueError, TypeError):
             raise BadRequest("the body is marked base64-encoded but is not valid base64") from None
     if isinstance(body, bytes):
         return body

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -46,6 +47,23 @@ def shared_archive() -> Path:
             pytest.fail(f"the real IMDb archive is not at {SHARED_ARCHIVE}")
         pytest.skip(f"the real IMDb archive is not at {SHARED_ARCHIVE}")
     return SHARED_ARCHIVE
+
+
+# Scores of the same review may differ in their last digits between batch groupings, thread counts and CPUs
+# (float sums in another order; oneDNN picks kernels by shape and CPU): compare them within this, never bytes.
+SCORE_TOLERANCE = 1e-4
+
+
+def assert_same_verdicts(answer: bytes, expected: bytes) -> None:
+    """Two JSON Lines answers hold the same verdicts, record for record, scores within SCORE_TOLERANCE."""
+    got = [json.loads(line) for line in answer.decode().splitlines()]
+    want = [json.loads(line) for line in expected.decode().splitlines()]
+    assert len(got) == len(want), f"{len(got)} answers, expected {len(want)}"
+    for number, (one, other) in enumerate(zip(got, want, strict=True), start=1):
+        assert set(one) == set(other), f"record {number}: {sorted(one)} vs {sorted(other)}"
+        assert one["score"] == pytest.approx(other["score"], abs=SCORE_TOLERANCE), f"record {number}"
+        if abs(other["score"] - 0.5) > SCORE_TOLERANCE:
+            assert one["label"] == other["label"], f"record {number}"
 
 
 def free_port() -> int:

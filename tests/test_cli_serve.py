@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
@@ -109,6 +110,26 @@ def test_errors_over_http_and_the_server_keeps_serving(server: Server, body: byt
     assert server.request("/invocations", b"fine film", {"Content-Type": "text/plain"})[0] == 200
 
 
+def raw_exchange(url: str, request: bytes, timeout: float = 30) -> bytes:
+    """Send `request` as it is, close the sending side, and read the whole answer."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as connection:
+        connection.sendall(request)
+        connection.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return answer
+
+
+def test_a_body_cut_short_is_a_400_not_a_verdict(server: Server) -> None:
+    head = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n"
+    answer = raw_exchange(server.url, head + b"superb!")
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.split()[1] == b"400", answer
+    assert b"the body ended after 7 of the 100 bytes" in rest and b"label" not in rest
+
+
 def test_concurrent_requests_each_get_their_own_answer(server: Server, small_ensemble: Predictor) -> None:
     reviews = [f"{'superb ' * (i % 7)}{'awful ' * (i % 5)}film number {i}" for i in range(96)]
     expected = small_ensemble.predict_proba(reviews)
@@ -197,6 +218,27 @@ def test_sigterm_finishes_requests_in_flight(model_dir: Path) -> None:
 def test_serve_refuses_to_start_without_a_usable_model_or_settings(environment: dict, message: str) -> None:
     result = subprocess.run([SERVE], env={**os.environ, **environment}, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and message in result.stderr
+
+
+def test_serve_refuses_bfloat16_on_a_cpu_without_it_and_auto_scores_in_float32(model_dir: Path) -> None:
+    avx2_only = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "SM_MODEL_DIR": str(model_dir)}
+    port = free_port()
+    result = subprocess.run(
+        [SERVE],
+        env={**os.environ, **avx2_only, "SENTIMENT_PRECISION": "bfloat16", "SAGEMAKER_BIND_TO_PORT": str(port)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "serve: bfloat16 scoring is not possible on this CPU (AVX2, without native bfloat16)" in result.stderr
+    server = start({**avx2_only, "MODEL_SERVER_WORKERS": "1"})
+    try:
+        status, _, body = server.request("/invocations", b"loved it", {"Content-Type": "text/plain"})
+        assert status == 200 and json.loads(body)["label"] in ("positive", "negative")
+    finally:
+        status, output = stop(server)
+    assert status == 0 and "scoring in float32" in output
 
 
 def test_serve_refuses_a_tampered_model(model_dir: Path, tmp_path: Path) -> None:

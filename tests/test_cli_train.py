@@ -93,6 +93,8 @@ def test_flags_override_the_hyperparameters_file(environment: Path, capsys: pyte
         ({"epochs": "ten"}, "Invalid hyperparameters: hyperparameter --epochs: 'ten' is not a whole number"),
         ({"epoch": "3"}, "Invalid hyperparameters: unknown hyperparameter '--epoch'"),
         ({"model": "xgboost"}, "'xgboost' is not one of lstm, linear, ensemble"),
+        ({"grad_clip": "nan"}, "Invalid hyperparameters: hyperparameter --grad-clip/--grad_clip: 'nan' is not"),
+        ({"learning_rate": "nan"}, "--learning_rate: 'nan' is not a finite number"),
     ],
 )
 def test_bad_hyperparameters_fail_before_any_work(environment: Path, hyperparameters: dict, reason: str) -> None:
@@ -112,6 +114,29 @@ def test_missing_or_bad_channels_fail_with_the_reason(environment: Path) -> None
     (environment / "input" / "data" / "train" / "part.jsonl").write_bytes(b'{"text": "caf\xe9", "label": 1}\n')
     assert main([]) == 1
     assert "part.jsonl: line 1: bytes are not UTF-8" in (environment / "output" / "failure").read_text()
+
+
+def test_a_channel_of_one_class_fails_naming_it(environment: Path) -> None:
+    opt_ml(environment, channels=())
+    table = made_up(100, 3)
+    table.label[:] = 1
+    write_channel(table, environment / "input" / "data" / "train", "train", "jsonl")
+    assert main([]) == 1
+    failure = (environment / "output" / "failure").read_text()
+    assert "channel 'train': all 90 reviews are positive, none negative" in failure
+    assert not any((environment / "model").iterdir())
+
+
+def test_a_lone_surrogate_fails_naming_the_file_and_line(environment: Path) -> None:
+    opt_ml(environment, channels=())
+    train = environment / "input" / "data" / "train"
+    train.mkdir(parents=True)
+    lines = [json.dumps({"text": f"review {n} fine", "label": n % 2}) for n in range(5)]
+    lines.insert(3, '{"text": "caf\\ud800 ok", "label": 1}')
+    (train / "part.jsonl").write_text("\n".join(lines) + "\n")
+    assert main([]) == 1
+    failure = (environment / "output" / "failure").read_text()
+    assert failure.startswith("DataError: ") and "part.jsonl: line 4: 'text' holds a lone surrogate" in failure
 
 
 def run_toolkit(base: Path) -> subprocess.CompletedProcess[str]:

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from sentiment.artifacts import load_model
-from tests.conftest import REPOSITORY, free_port
+from tests.conftest import REPOSITORY, assert_same_verdicts, free_port
 
 IMAGE = os.environ.get("SENTIMENT_TEST_IMAGE") or "sentiment:cpu"  # CI builds sentiment:cpu (build_image.sh --cpu)
 LOCAL_TEST = REPOSITORY / "local_test"
@@ -355,7 +355,8 @@ def test_serve_local_serves_the_trained_model_and_the_scripts_talk_to_it(trained
             data.read_bytes(),
             {"Content-Type": "application/jsonlines", "Accept": "application/jsonlines"},
         )
-        assert whole == (200, output)
+        assert whole[0] == 200
+        assert_same_verdicts(output, whole[1])
     finally:
         docker("stop", "--time", "20", name, check=False, timeout=60)
         try:

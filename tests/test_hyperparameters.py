@@ -55,6 +55,12 @@ def test_the_reference_preset_is_the_tutorials_lstm_and_explicit_values_win() ->
         (["--preset", "fast"], "'fast' is not one of default, reference"),
         (["--bidirectional", "maybe"], "'maybe' is not true or false"),
         (["--epochs"], "expected one argument"),
+        (["--learning_rate", "nan"], "--learning_rate: 'nan' is not a finite number"),
+        (["--l2", "NaN"], "--l2: 'NaN' is not a finite number"),
+        (["--dropout", "nan"], "--dropout: 'nan' is not a finite number"),
+        (["--grad_clip", "nan"], "--grad_clip: 'nan' is not a finite number"),
+        (["--grad_clip", "inf"], "--grad_clip: 'inf' is not a finite number"),
+        (["--epochs", "1e3"], "'1e3' is not a whole number"),
     ],
 )
 def test_bad_hyperparameters_are_refused_with_a_reason(flags: list[str], message: str) -> None:

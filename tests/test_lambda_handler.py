@@ -266,9 +266,13 @@ def test_preflight(live: None, version: str) -> None:
         (event("x" * 20_001, "text/plain"), 413, "20,000"),
         (event(json.dumps({"review": "é" * 10_001}), version="2.0"), 413, "20,002 bytes"),
         (event("good", "application/xml"), 415, "application/xml"),
-        (event("good", None), 415, "Content-Type"),
+        (event(None), 400, "empty"),  # a null body is an empty review, not malformed JSON
+        (event("good", "text/html"), 415, "text/html"),
         (event(None, None, method="GET"), 405, "GET"),
-        ({"headers": None, "body": None}, 405, "(none)"),
+        ({"headers": None, "body": None}, 400, "names no HTTP method"),
+        (event("good", "text/plain") | {"headers": "Content-Type: text/plain"}, 400, "headers is not an object"),
+        (event("good", "text/plain", version="2.0") | {"requestContext": "POST"}, 400, "requestContext is not an"),
+        (event("good", "text/plain", version="2.0") | {"requestContext": {"http": 7}}, 400, "names no HTTP method"),
         (event("good", "text/plain", method="PUT", version="2.0"), 405, "PUT"),
     ],
 )
@@ -277,6 +281,19 @@ def test_bad_requests_are_clear_errors(live: None, evt: dict[str, Any], status: 
     assert words in assert_error(answer, body, status)
     if status == 405:
         assert headers["Allow"] == "POST, OPTIONS"
+
+
+@pytest.mark.parametrize("version", ["1.0", "2.0"])
+def test_an_event_without_content_type_is_read_as_json(live: None, version: str) -> None:
+    # API Gateway's console test events carry no headers at all.
+    evt = event(json.dumps({"review": POSITIVE}), None, version=version)
+    assert "content-type" not in {name.lower() for name in evt["headers"]}
+    assert_verdict(*call(evt)[::2], "positive")
+
+
+def test_an_event_that_is_not_an_object_is_a_400(live: None) -> None:
+    response = relay.handler(["POST", "good"], None)
+    assert response["statusCode"] == 400 and "not an API Gateway proxy event" in json.loads(response["body"])["message"]
 
 
 def test_the_size_limit_comes_from_the_environment(live: None, monkeypatch: pytest.MonkeyPatch) -> None:

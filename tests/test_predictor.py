@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from sentiment.predictor import EnsembleWeights, Prediction, Predictor
+import sentiment.predictor
+from sentiment.artifacts import save_model
+from sentiment.predictor import EnsembleWeights, PrecisionError, Prediction, Predictor, native_bfloat16
 from tests.test_training import made_up
 
 
@@ -57,17 +65,69 @@ def test_a_predictor_needs_its_parts(predictor: Predictor) -> None:
         )
 
 
+@pytest.mark.skipif(not native_bfloat16(), reason="this CPU has no native bfloat16 (the refusal is tested below)")
 def test_bfloat16_scoring_agrees_with_float32(predictor: Predictor) -> None:
     texts = [*made_up(40, 11).text, *EDGE_CASES]
     exact = predictor.predict_proba(texts)
     try:
         assert predictor.use_precision("bfloat16") == "bfloat16"
         approximate = predictor.predict_proba(texts)
-        assert predictor.use_precision("auto") in ("float32", "bfloat16")
+        assert predictor.use_precision("auto") == "bfloat16"
     finally:
         predictor.use_precision("float32")
     assert np.allclose(exact, approximate, atol=0.02)
     assert np.array_equal(predictor.predict_proba(texts), exact)
+
+
+# How a CPU with AVX2 but neither AVX-512 nor bfloat16 looks to torch and oneDNN (SageMaker's older instances).
+AVX2_ONLY = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+ON_AVX2_ONLY = """
+import json, sys
+from sentiment.artifacts import load_model
+from sentiment.predictor import PrecisionError
+predictor = load_model(sys.argv[1])
+answer = {"auto": predictor.use_precision("auto"), "scores": predictor.predict_proba(["a fine film"]).tolist()}
+try:
+    predictor.use_precision("bfloat16")
+except PrecisionError as error:
+    answer["refused"] = str(error)
+answer["after"] = predictor.precision
+print(json.dumps(answer))
+"""
+
+
+def test_without_native_bfloat16_auto_is_float32_and_bfloat16_is_refused(predictor: Predictor, tmp_path: Path) -> None:
+    save_model(predictor, tmp_path / "model")
+    result = subprocess.run(
+        [sys.executable, "-c", ON_AVX2_ONLY, str(tmp_path / "model")],
+        env={**os.environ, **AVX2_ONLY},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["auto"] == "float32" and answer["after"] == "float32"
+    assert "bfloat16 scoring is not possible on this CPU (AVX2, without native bfloat16)" in answer["refused"]
+    assert "use float32 or auto" in answer["refused"]
+    assert answer["scores"] == pytest.approx(predictor.predict_proba(["a fine film"]).tolist(), abs=1e-5)
+
+
+def test_a_bfloat16_that_disagrees_with_float32_is_refused(
+    predictor: Predictor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = sentiment.predictor.lstm_logits
+
+    def broken_bfloat16(model: object, encoded: object, device: object = None, bfloat16: bool = False) -> np.ndarray:
+        logits = real(model, encoded, device)  # type: ignore[arg-type]
+        return logits + 5.0 if bfloat16 else logits  # a kernel that runs but computes nonsense
+
+    monkeypatch.setattr(sentiment.predictor, "native_bfloat16", lambda: True)
+    monkeypatch.setattr(sentiment.predictor, "lstm_logits", broken_bfloat16)
+    with pytest.raises(PrecisionError, match="differs from float32"):
+        predictor.use_precision("bfloat16")
+    assert predictor.use_precision("auto") == "float32"
+    assert predictor.precision == "float32"
 
 
 def test_ensemble_weights_blend_from_short_to_review_length() -> None:

@@ -68,7 +68,8 @@ def test_ping_is_503_while_loading_and_after_a_failed_load(small_ensemble: Predi
     broken = create_app(settings(), load=broken_load)
     broken.extensions["sentiment"].model.wait(10)
     response = broken.test_client().get("/ping")
-    assert response.status_code == 503 and "the disk is gone" in response.json["message"]
+    assert response.status_code == 503 and "could not be loaded" in response.json["message"]
+    assert "the disk is gone" not in response.text  # the reason goes to the log, not to clients
 
 
 def test_a_plain_text_review_gets_a_json_verdict(client: FlaskClient, small_ensemble: Predictor) -> None:
@@ -169,11 +170,20 @@ def test_unknown_routes_and_methods_answer_in_json(client: FlaskClient) -> None:
     assert response.status_code == 405 and response.json["error"] == "method_not_allowed"
 
 
-def test_a_model_failure_is_a_500_with_a_message(small_ensemble: Predictor, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_model_failure_is_a_500_that_keeps_the_exception_in_the_log(
+    small_ensemble: Predictor, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     client = ready_app(small_ensemble).test_client()
-    monkeypatch.setattr(small_ensemble, "predict_proba", lambda reviews: 1 / 0)
+
+    def broken(reviews: object) -> object:
+        raise RuntimeError("could not create a primitive descriptor at /opt/venv/lib/secret.py")
+
+    monkeypatch.setattr(small_ensemble, "predict_proba", broken)
     response = post(client, POSITIVE, "text/plain")
-    assert response.status_code == 500 and "ZeroDivisionError" in response.json["message"]
+    assert response.status_code == 500 and response.json["error"] == "internal_error"
+    incident = response.json["message"].split("incident ")[1].split()[0]
+    assert "primitive" not in response.text and "RuntimeError" not in response.text and "/opt" not in response.text
+    assert any(incident in record.getMessage() and record.exc_info for record in caplog.records)
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,9 @@ Serving (`serve`):
 | SENTIMENT_MAX_BATCH       | 64               | most reviews in one model call; 1 turns batching off  |
 | SENTIMENT_MAX_WAIT_MS     | 5                | how long a lone request waits for others to join it   |
 | SENTIMENT_PRECISION       | auto             | the LSTM's arithmetic: float32, bfloat16, or auto     |
-|                           |                  | (bfloat16 where the CPU has it natively)              |
+|                           |                  | (bfloat16 where the CPU has it natively, else         |
+|                           |                  | float32); proven on a probe review at load, and an    |
+|                           |                  | impossible bfloat16 stops `serve` with the reason     |
 | SENTIMENT_LOG_REVIEWS     | 0                | 1: log review text (never by default)                 |
 
 The names follow the sagemaker-training toolkit's and SageMaker hosting's. Only the entry points

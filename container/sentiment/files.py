@@ -44,7 +44,8 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
 
 def write_json_atomic(path: Path, document: Any) -> None:
     """Write `document` as indented UTF-8 JSON, atomically."""
-    text = json.dumps(document, ensure_ascii=False, indent=2, sort_keys=False) + "\n"
+    # allow_nan=False: a NaN or infinity would be written as bare NaN/Infinity, which is not JSON; fail instead.
+    text = json.dumps(document, ensure_ascii=False, indent=2, sort_keys=False, allow_nan=False) + "\n"
     write_bytes_atomic(path, text.encode("utf-8"))
 
 

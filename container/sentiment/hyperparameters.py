@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -215,6 +216,8 @@ def _converter(spec: dataclasses.Field[Any]) -> Any:
             raise argparse.ArgumentTypeError(
                 f"{text!r} is not {'a whole number' if kind is int else 'a number'}"
             ) from None
+        if not math.isfinite(value):  # float("nan") and float("inf") parse, and then fail every comparison
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
         if (low is not None and value < low) or (high is not None and value > high):
             raise argparse.ArgumentTypeError(f"{value} is outside {low} to {high if high is not None else 'any'}")
         return value

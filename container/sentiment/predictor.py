@@ -7,6 +7,7 @@ tokenization or encoding. Imports no training or serving code.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -14,6 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from sentiment.errors import SentimentError
 from sentiment.explanations import Explanation, linear_contributions, lstm_contributions
 from sentiment.model import LSTMClassifier
 from sentiment.ngrams import distinct_features, ngram_keys, token_ids
@@ -23,6 +25,14 @@ from sentiment.vocabulary import EncodedBatch, Truncation, Vocabulary, encode_ba
 LABELS = ("negative", "positive")
 Precision = Literal["float32", "bfloat16"]
 INFERENCE_TOKENS_PER_BATCH = 32_768  # LSTM batches are cut by tokens, not reviews: long reviews come in fewer
+PRECISION_PROBE = "A moving film, though not without its flaws: well acted, and I would watch it again."
+PRECISION_PROBE_TOLERANCE = 0.25  # logits; bfloat16 keeps ~3 significant digits, a broken kernel is far off
+
+log = logging.getLogger(__name__)
+
+
+class PrecisionError(SentimentError):
+    """A scoring precision asked for that this CPU cannot compute."""
 
 
 @dataclass(frozen=True)
@@ -138,16 +148,45 @@ class Predictor:
         self.precision = precision  # the LSTM's arithmetic when scoring (see `use_precision`)
 
     def use_precision(self, precision: Precision | Literal["auto"]) -> Precision:
-        """Score the LSTM in float32 or bfloat16; "auto" picks bfloat16 where the CPU computes it natively.
+        """Score the LSTM in float32 or bfloat16, proven by scoring a probe review; the precision now used.
 
-        On the IMDb test set the bundled model gives the same accuracy either way (labels agree on
-        99.98 % of reviews, probabilities within 0.003), and bfloat16 is about 1.4x faster on CPUs
-        with AVX512-BF16 or AMX; elsewhere it would be slower, so "auto" keeps float32 there.
+        "auto" picks bfloat16 where the CPU computes it natively and the probe agrees with float32,
+        else float32. An explicit "bfloat16" that cannot be computed here (oneDNN builds no bfloat16
+        LSTM on CPUs with only AVX2) or that disagrees with float32 raises PrecisionError, so a server
+        never reports ready with a model it cannot run. On the IMDb test set the bundled model gives
+        the same accuracy either way (labels agree on 99.98 % of reviews, probabilities within
+        0.003), and bfloat16 is about 1.4x faster on CPUs with AVX512-BF16 or AMX.
         """
-        if precision == "auto":
-            precision = "bfloat16" if _native_bfloat16() else "float32"
-        self.precision = precision
-        return precision
+        if precision == "float32" or self.lstm is None:
+            self.precision = "float32"
+            return self.precision
+        if precision == "auto" and not native_bfloat16():
+            self.precision = "float32"
+            return self.precision
+        failure = self._bfloat16_failure()
+        if failure is None:
+            self.precision = "bfloat16"
+        elif precision == "auto":
+            log.warning("bfloat16 scoring is not usable here (%s); scoring in float32", failure)
+            self.precision = "float32"
+        else:
+            raise PrecisionError(
+                f"bfloat16 scoring is not possible on this CPU ({cpu_description()}): {failure}; use float32 or auto"
+            )
+        return self.precision
+
+    def _bfloat16_failure(self) -> str | None:
+        """Why the LSTM cannot score in bfloat16 here (None when it can): the probe fails or disagrees."""
+        assert self.lstm is not None
+        encoded = self.encoding.encode(self.vocabulary, [self.tokenize(PRECISION_PROBE)])
+        exact = lstm_logits(self.lstm, encoded)
+        try:
+            approximate = lstm_logits(self.lstm, encoded, bfloat16=True)
+        except RuntimeError as error:  # oneDNN: "could not create a primitive descriptor for the LSTM ..."
+            return f"the LSTM fails in bfloat16 ({str(error).split('.')[0]})"
+        if not np.all(np.abs(approximate - exact) <= PRECISION_PROBE_TOLERANCE):
+            return f"its logit {approximate[0]:.4f} differs from float32's {exact[0]:.4f}"
+        return None
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """A `Prediction` per text, in order."""
@@ -229,9 +268,14 @@ def lstm_logits(
     return logits
 
 
-def _native_bfloat16() -> bool:
+def native_bfloat16() -> bool:
     """Whether oneDNN computes bfloat16 natively on this CPU (AVX512-BF16 or AMX)."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+
+
+def cpu_description() -> str:
+    """What torch sees of this CPU, for messages: its vector capability and native bfloat16."""
+    return f"{torch.backends.cpu.get_cpu_capability()}, {'with' if native_bfloat16() else 'without'} native bfloat16"

@@ -72,9 +72,11 @@ class SentimentServer(BaseApplication):
         def load_or_halt() -> Predictor:
             try:
                 return model_fn(source, self.settings.precision)
+            except SentimentError as error:  # e.g. SENTIMENT_PRECISION=bfloat16 on a CPU without it
+                log.error("serve: %s; stopping the server", error)
             except Exception:
                 log.exception("this worker cannot load the model; stopping the server")
-                os._exit(Arbiter.WORKER_BOOT_ERROR)  # gunicorn halts on a worker's boot error
+            os._exit(Arbiter.WORKER_BOOT_ERROR)  # gunicorn halts on a worker's boot error
 
         return create_app(self.settings, load=load_or_halt)
 

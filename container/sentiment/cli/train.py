@@ -122,7 +122,21 @@ def _read_channels(hp: Hyperparameters, paths: TrainingPaths) -> dict[str, Revie
     for name, table in channels.items():
         counts = ", ".join(f"{n:,} {label}" for label, n in table.label_counts().items() if n)
         print(f"channel {name}: {len(table):,} reviews ({counts})", flush=True)
+        if name != "unlabeled":
+            _require_both_labels(name, table)
     return channels
+
+
+def _require_both_labels(name: str, table: ReviewTable) -> None:
+    """A channel of one class teaches nothing (it would train to a constant) and cannot be evaluated."""
+    counts = table.label_counts()
+    missing = [label for label in ("positive", "negative") if counts[label] == 0]
+    if missing:
+        present = "positive" if counts["positive"] else "negative"
+        raise DataError(
+            f"channel {name!r}: all {len(table):,} reviews are {present}, none {missing[0]}: "
+            "a sentiment model needs both positive and negative reviews in train, validation and test"
+        )
 
 
 def model_card(

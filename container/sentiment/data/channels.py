@@ -236,6 +236,7 @@ def _row(record: dict[str, Any], where: str, channel: str, default_id: str) -> R
         raise DataError(f"{where}: 'text' must be a string, got {_shown(text)}")
     if not text.strip():
         raise DataError(f"{where}: 'text' is empty")
+    _check_unicode(text, f"{where}: 'text'")
     label = _label(record.get("label"), where) if channel in LABELED_CHANNELS else UNLABELED
     rating = record.get("rating", 0)
     if isinstance(rating, str) and rating.strip().isdigit():
@@ -244,7 +245,21 @@ def _row(record: dict[str, Any], where: str, channel: str, default_id: str) -> R
         raise DataError(f"{where}: 'rating' must be a whole number from 1 to 10 (0: unknown), got {_shown(rating)}")
     review_id = record.get("id")
     movie = record.get("movie") or ""
+    for name, value in (("id", review_id), ("movie", movie)):
+        if isinstance(value, str):
+            _check_unicode(value, f"{where}: {name!r}")
     return (default_id if review_id in (None, "") else str(review_id)), label, rating, str(movie), text
+
+
+def _check_unicode(text: str, where: str) -> None:
+    """A JSON escape such as "\\ud800" decodes to half a surrogate pair: no UTF-8 text, so refuse it here."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise DataError(
+            f"{where} holds a lone surrogate {text[error.start]!r} at character {error.start}: "
+            "not Unicode text (a broken \\uXXXX escape?)"
+        ) from None
 
 
 def _label(value: Any, where: str) -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -154,6 +155,9 @@ def _body(limit: int) -> bytes:
     body = request.stream.read(limit + 1)
     if len(body) > limit:
         raise PayloadTooLarge(f"the body is over the {limit:,}-byte ({limit // 2**20} MB) limit")
+    if declared is not None and len(body) < declared:
+        # The client closed its side early: what arrived is part of a request, not a request to score.
+        raise BadRequest(f"the body ended after {len(body):,} of the {declared:,} bytes its Content-Length declares")
     return body
 
 
@@ -176,8 +180,11 @@ def _answer_error(error: Exception) -> Response:
     elif isinstance(error, TimeoutError):
         status, document = 503, {"error": "timeout", "message": "the model did not answer in time; retry"}
     else:
-        log.exception("unexpected error on %s %s", request.method, request.path)
-        status, document = 500, {"error": "internal_error", "message": f"{type(error).__name__}: {error}"}
+        # The exception's text stays in the log: it may hold internals (paths, library messages) a client must not see.
+        incident = uuid.uuid4().hex[:12]
+        log.exception("unexpected error %s on %s %s", incident, request.method, request.path)
+        message = f"the server failed on this request (incident {incident} in its log); retry or report it"
+        status, document = 500, {"error": "internal_error", "message": message}
     return _json(document, status)
 
 

@@ -74,5 +74,5 @@ class ModelHolder:
         if self._predictor is not None:
             return self._predictor
         if self._error is not None:
-            raise ModelNotReady(f"the model could not be loaded: {self._error}")
+            raise ModelNotReady("the model could not be loaded; the server log says why")
         raise ModelNotReady("the model is still loading; retry shortly")
