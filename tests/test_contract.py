@@ -86,8 +86,23 @@ def test_serving_settings_come_from_the_environment() -> None:
 
 
 @pytest.mark.parametrize(
+    ("strategy", "expected"),
+    [("MULTI_RECORD", "MULTI_RECORD"), ("MultiRecord", "MULTI_RECORD"), ("SINGLE_RECORD", "SINGLE_RECORD")],
+)
+def test_batch_transforms_variables(strategy: str, expected: str) -> None:
+    environment = {"SAGEMAKER_BATCH": "true", "SAGEMAKER_BATCH_STRATEGY": strategy, "SAGEMAKER_MAX_PAYLOAD_IN_MB": "20"}
+    settings = ServingSettings.from_environment(environment)
+    assert settings.batch_transform and settings.batch_strategy == expected
+    assert settings.max_payload_bytes == 20 * 1024 * 1024
+    assert settings.plain_text_lines == (expected == "MULTI_RECORD")
+    assert not ServingSettings.from_environment({}).plain_text_lines  # a real-time endpoint: text/plain is one review
+
+
+@pytest.mark.parametrize(
     ("name", "value"),
     [
+        ("SAGEMAKER_BATCH_STRATEGY", "ALL_AT_ONCE"),
+        ("SAGEMAKER_MAX_PAYLOAD_IN_MB", "0"),
         ("SAGEMAKER_BIND_TO_PORT", "http"),
         ("SAGEMAKER_BIND_TO_PORT", "70000"),
         ("MODEL_SERVER_WORKERS", "0"),

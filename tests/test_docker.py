@@ -312,6 +312,57 @@ def test_sigterm_stops_train_at_once(image: str, tmp_path: Path) -> None:
     assert seconds < 10 and status == 143  # SIGTERM reached the job through tini (a kill would give 137)
 
 
+def test_a_batch_transform_run_of_the_image_answers_every_text_line(image: str, tmp_path: Path) -> None:
+    """As Batch Transform runs the image: its variables set (serve_local.sh --batch), then a text/plain file
+    of 200 lines split by line into MultiRecord requests (batch_local.sh): 200 answers, in order."""
+    port = free_port()
+    name = f"sentiment-test-{uuid.uuid4().hex[:8]}"
+    log = (tmp_path / "serve_local.log").open("w")
+    process = subprocess.Popen(
+        ["bash", str(LOCAL_TEST / "serve_local.sh"), image, "--bundled", "--batch", "--name", name, *ONE_WORKER],
+        env={**os.environ, "PORT": str(port)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        container = Container(name, url, time.monotonic())
+        container.wait_until_ready()
+        reviews = [
+            f"Review {n}: " + ("a superb, moving film, I loved it" if n % 3 else "an awful, boring mess, I hated it")
+            for n in range(200)
+        ]
+        data = tmp_path / "reviews.txt"
+        data.write_text("\n".join(reviews) + "\n")
+        batch = subprocess.run(
+            ["bash", str(LOCAL_TEST / "batch_local.sh"), str(data)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "SERVE_URL": url},
+            timeout=120,
+        )
+        assert batch.returncode == 0, batch.stderr
+        assert "200 records in 1 batch(es) of at most 6 MB each (MULTI_RECORD)" in batch.stderr
+        output = (tmp_path / "reviews.txt.out").read_bytes()
+        one_by_one = "".join(json.dumps(review) + "\n" for review in reviews).encode()
+        status, expected = container.request(
+            "/invocations", one_by_one, {"Content-Type": "application/jsonlines", "Accept": "application/jsonlines"}
+        )
+        assert status == 200
+        assert_same_verdicts(output, expected)
+        assert [json.loads(line)["label"] for line in output.splitlines()] == [
+            "positive" if n % 3 else "negative" for n in range(200)
+        ]
+    finally:
+        docker("stop", "--time", "20", name, check=False, timeout=60)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+        docker("rm", "--force", name, check=False)
+
+
 def test_serve_local_serves_the_trained_model_and_the_scripts_talk_to_it(trained: Trained, tmp_path: Path) -> None:
     assert trained.result.returncode == 0, trained.result.stderr
     port = free_port()

@@ -12,8 +12,10 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -137,7 +139,7 @@ def test_the_scripts_pass_shellcheck() -> None:
     assert result.returncode == 0, result.stdout
 
 
-def start_serve(port: int) -> subprocess.Popen[bytes]:
+def start_serve(port: int, **environment: str) -> subprocess.Popen[bytes]:
     """This virtualenv's `serve` on the bundled model: what the image runs, without the image."""
     env = {
         **os.environ,
@@ -145,15 +147,16 @@ def start_serve(port: int) -> subprocess.Popen[bytes]:
         "SENTIMENT_BIND_HOST": "127.0.0.1",
         "SAGEMAKER_BIND_TO_PORT": str(port),
         "MODEL_SERVER_WORKERS": "1",
+        **environment,
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     return subprocess.Popen([SERVE], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
+@contextmanager
+def running_serve(**environment: str) -> Iterator[str]:
     port = free_port()
-    process = start_serve(port)
+    process = start_serve(port, **environment)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -170,6 +173,27 @@ def server() -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=40)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    with running_serve() as url:
+        yield url
+
+
+# What SageMaker sets in a Batch Transform container (MultiRecord, the default payload limit).
+BATCH_TRANSFORM = {
+    "SAGEMAKER_BATCH": "true",
+    "SAGEMAKER_BATCH_STRATEGY": "MULTI_RECORD",
+    "SAGEMAKER_MAX_PAYLOAD_IN_MB": "6",
+    "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": "1",
+}
+
+
+@pytest.fixture(scope="module")
+def batch_server() -> Iterator[str]:
+    with running_serve(**BATCH_TRANSFORM) as url:
+        yield url
 
 
 def post(url: str, body: bytes, content_type: str, accept: str = "*/*") -> bytes:
@@ -268,6 +292,59 @@ def test_batch_splits_by_payload_size_at_line_breaks(server: str, tmp_path: Path
     ]
 
 
+def plain_reviews(path: Path, count: int) -> list[str]:
+    """`count` one-line reviews in a text file, one per line (CRLF line ends in the middle, as Windows writes)."""
+    reviews = [
+        f"Review {n}: " + ("a superb, moving film, I loved it" if n % 3 else "an awful, boring mess, I hated it")
+        for n in range(count)
+    ]
+    path.write_bytes(("\r\n".join(reviews[: count // 2]) + "\n" + "\n".join(reviews[count // 2 :]) + "\n").encode())
+    return reviews
+
+
+def test_batch_transform_answers_text_plain_one_line_per_record(batch_server: str, tmp_path: Path) -> None:
+    reviews = plain_reviews(tmp_path / "reviews.txt", 200)
+    result = script("batch_local.sh", tmp_path / "reviews.txt", url=batch_server)
+    assert result.returncode == 0, result.stderr
+    assert "200 records in 1 batch(es) of at most 6 MB each (MULTI_RECORD)" in result.stderr
+    assert "as text/plain, Accept application/jsonlines" in result.stderr
+    output = (tmp_path / "reviews.txt.out").read_bytes()
+    one_by_one = "".join(json.dumps(review) + "\n" for review in reviews).encode()
+    assert_same_verdicts(output, post(batch_server, one_by_one, "application/jsonlines", "application/jsonlines"))
+    labels = [json.loads(line)["label"] for line in output.splitlines()]
+    assert labels == ["positive" if n % 3 else "negative" for n in range(200)]
+
+
+def test_batch_transform_refuses_what_would_lose_records(batch_server: str) -> None:
+    body = b"A superb film.\nAn awful film.\n"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        post(batch_server, body, "text/plain", "application/json")
+    assert refused.value.code == 406
+    assert "2 records split by line need one answer line each" in json.loads(refused.value.read())["message"]
+    one = post(batch_server, b"A superb film.\n", "text/plain", "application/json")  # one record: one line
+    assert b"\n" not in one and [answer["label"] for answer in json.loads(one)] == ["positive"]
+    with pytest.raises(urllib.error.HTTPError) as empty:
+        post(batch_server, b"A superb film.\n\nAn awful film.\n", "text/plain")
+    assert empty.value.code == 400 and "review 2 is empty" in json.loads(empty.value.read())["message"]
+
+
+def test_outside_batch_transform_a_text_file_batch_fails_loudly(server: str, tmp_path: Path) -> None:
+    plain_reviews(tmp_path / "reviews.txt", 20)
+    result = script("batch_local.sh", tmp_path / "reviews.txt", url=server)
+    assert result.returncode == 1
+    assert "batch 1: 20 records in, 1 predictions out" in result.stderr and "serve_local.sh --batch" in result.stderr
+    assert not (tmp_path / "reviews.txt.out").exists()
+
+
+def test_a_single_record_strategy_sends_one_record_per_request(tmp_path: Path) -> None:
+    with running_serve(**{**BATCH_TRANSFORM, "SAGEMAKER_BATCH_STRATEGY": "SINGLE_RECORD"}) as url:
+        data = reviews_file(tmp_path / "reviews.jsonl", 5)
+        result = script("batch_local.sh", data, url=url)
+        assert result.returncode == 0, result.stderr
+        assert "5 records in 5 batch(es) of at most 6 MB and 1 records each (SINGLE_RECORD)" in result.stderr
+        assert len((tmp_path / "reviews.jsonl.out").read_text().splitlines()) == 5
+
+
 def test_batch_csv_answers_in_csv(server: str, tmp_path: Path) -> None:
     data = tmp_path / "reviews.csv"
     shutil.copy(PAYLOADS / "reviews.csv", data)
@@ -280,8 +357,8 @@ def test_batch_csv_answers_in_csv(server: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["reviews.jsonl", "text/plain"], "text/plain is one review per request"),
-        (["reviews.txt"], "cannot tell the content type"),
+        (["reviews.jsonl", "application/json"], "must be application/jsonlines, text/csv or text/plain"),
+        (["reviews.md"], "cannot tell the content type"),
         (["reviews.jsonl", "--max-records", "x"], "--max-records must be a whole number"),
         (["reviews.jsonl", "--max-payload-mb", "0"], "--max-payload-mb must be a whole number of MB"),
         (["missing.jsonl"], "no such file"),
@@ -289,7 +366,7 @@ def test_batch_csv_answers_in_csv(server: str, tmp_path: Path) -> None:
 )
 def test_batch_refuses_bad_arguments(tmp_path: Path, args: list[str], message: str) -> None:
     reviews_file(tmp_path / "reviews.jsonl", 3)
-    reviews_file(tmp_path / "reviews.txt", 3)
+    reviews_file(tmp_path / "reviews.md", 3)
     result = subprocess.run(
         ["bash", str(LOCAL_TEST / "batch_local.sh"), *args],
         capture_output=True,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from sentiment.serving.codecs import Decoded, Result, input_fn, negotiate, output_fn, parse_media_type
+from sentiment.serving.codecs import Decoded, Result, answer_type, input_fn, negotiate, output_fn, parse_media_type
 from sentiment.serving.errors import BadRequest, NotAcceptable, UnsupportedMediaType
 
 RESULTS = [Result("positive", 0.9), Result("negative", 0.25)]
@@ -81,11 +81,9 @@ def test_other_content_types_are_unsupported(content_type: str | None) -> None:
 
 def test_json_answers_in_the_shape_asked() -> None:
     def answer(shape: str) -> object:
-        body, media = output_fn(
-            RESULTS[: 1 if shape == "single" else 2], Decoded(["x"], shape, "application/json"), None
-        )  # type: ignore[arg-type]
-        assert media == "application/json"
-        return json.loads(body)
+        decoded = Decoded(["x"], shape, "application/json")  # type: ignore[arg-type]
+        assert answer_type(decoded, None) == "application/json"
+        return json.loads(output_fn(RESULTS[: 1 if shape == "single" else 2], decoded, "application/json"))
 
     assert answer("single") == {"label": "positive", "score": 0.9}
     assert answer("list") == [{"label": "positive", "score": 0.9}, {"label": "negative", "score": 0.25}]
@@ -108,15 +106,38 @@ def test_json_answers_in_the_shape_asked() -> None:
     ],
 )
 def test_accept_picks_the_answer_format(accept: str | None, media: str, body: bytes) -> None:
-    assert output_fn(RESULTS, Decoded(["a", "b"], "lines", "text/csv"), accept) == (body, media)
+    decoded = Decoded(["a", "b"], "lines", "text/csv")
+    assert answer_type(decoded, accept) == media
+    assert output_fn(RESULTS, decoded, media) == body
 
 
 def test_contributions_travel_in_json_only() -> None:
     result = Result("positive", 0.9, contributions=[{"token": "loved", "contribution": 1.5}])
-    body, _ = output_fn([result], Decoded(["a"], "single", "text/plain"), "application/json")
+    body = output_fn([result], Decoded(["a"], "single", "text/plain"), "application/json")
     assert json.loads(body)["contributions"] == [{"token": "loved", "contribution": 1.5}]
-    body, _ = output_fn([result], Decoded(["a"], "lines", "text/csv"), "text/csv")
-    assert body == b"positive,0.900000\n"
+    assert output_fn([result], Decoded(["a"], "lines", "text/csv"), "text/csv") == b"positive,0.900000\n"
+
+
+def test_plain_text_is_one_review_unless_batch_transform_splits_it_by_line() -> None:
+    body = "A fine film.\r\nDull and long.\n\u2028 still the second line? no, a third\n".encode()
+    assert input_fn(body, "text/plain").reviews == [body.decode()]
+    decoded = input_fn(body, "text/plain", plain_text_lines=True)
+    assert decoded.reviews == ["A fine film.", "Dull and long.", "\u2028 still the second line? no, a third"]
+    assert decoded.shape == "lines" and answer_type(decoded, None) == "application/jsonlines"
+    assert answer_type(decoded, "text/csv", batch_transform=True) == "text/csv"
+    with pytest.raises(BadRequest, match="review 2 is empty"):
+        input_fn(b"fine\n\nfilm\n", "text/plain", plain_text_lines=True)
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/jsonlines", "text/csv"])
+def test_in_batch_transform_records_split_by_line_never_get_one_json_answer(content_type: str) -> None:
+    body = b'"one"\n"two"\n' if content_type == "application/jsonlines" else b"one\ntwo\n"
+    decoded = input_fn(body, content_type, plain_text_lines=True)
+    assert answer_type(decoded, "application/json") == "application/json"  # a real-time client may ask for an array
+    with pytest.raises(NotAcceptable, match="2 records split by line need one answer line each"):
+        answer_type(decoded, "application/json", batch_transform=True)
+    single = input_fn(body.split(b"\n")[0] + b"\n", content_type, plain_text_lines=True)
+    assert answer_type(single, "application/json", batch_transform=True) == "application/json"
 
 
 @pytest.mark.parametrize(

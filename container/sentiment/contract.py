@@ -31,6 +31,12 @@ Serving (`serve`):
 |                           |                  | float32); proven on a probe review at load, and an    |
 |                           |                  | impossible bfloat16 stops `serve` with the reason     |
 | SENTIMENT_LOG_REVIEWS     | 0                | 1: log review text (never by default)                 |
+| SAGEMAKER_BATCH           | (unset)          | true: Batch Transform runs the container (SageMaker   |
+|                           |                  | sets it): records split by line are answered line by  |
+|                           |                  | line, text/plain too (see serving/codecs.py)          |
+| SAGEMAKER_BATCH_STRATEGY  | MULTI_RECORD     | set by Batch Transform; SINGLE_RECORD: a text/plain   |
+|                           |                  | body is one review, line breaks and all               |
+| SAGEMAKER_MAX_PAYLOAD_IN_MB | 6              | set by Batch Transform: the largest body, 1-100 MB    |
 
 The names follow the sagemaker-training toolkit's and SageMaker hosting's. Only the entry points
 read this module; everything below them takes paths and settings as arguments.
@@ -127,6 +133,13 @@ class ServingSettings:
     log_reviews: bool
     precision: str = "auto"
     max_payload_bytes: int = MAX_PAYLOAD_MB * 1024 * 1024
+    batch_transform: bool = False
+    batch_strategy: str = "MULTI_RECORD"
+
+    @property
+    def plain_text_lines(self) -> bool:
+        """Whether a text/plain body holds one review per line: Batch Transform's multi-record requests."""
+        return self.batch_transform and self.batch_strategy == "MULTI_RECORD"
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> ServingSettings:
@@ -143,6 +156,9 @@ class ServingSettings:
             max_wait_ms=_integer(environ, "SENTIMENT_MAX_WAIT_MS", 5, 0, 1000),
             log_reviews=_flag(environ, "SENTIMENT_LOG_REVIEWS"),
             precision=_choice(environ, "SENTIMENT_PRECISION", ("auto", "float32", "bfloat16")),
+            max_payload_bytes=_integer(environ, "SAGEMAKER_MAX_PAYLOAD_IN_MB", MAX_PAYLOAD_MB, 1, 100) * 1024 * 1024,
+            batch_transform=_flag(environ, "SAGEMAKER_BATCH"),
+            batch_strategy=_batch_strategy(environ),
         )
 
 
@@ -157,6 +173,17 @@ def _integer(environ: Mapping[str, str], name: str, default: int, low: int, high
     if not low <= value <= high:
         raise SettingsError(f"{name}={value} is outside {low}..{high}")
     return value
+
+
+def _batch_strategy(environ: Mapping[str, str]) -> str:
+    """SAGEMAKER_BATCH_STRATEGY as SageMaker spells it (MULTI_RECORD), also in the API's spelling (MultiRecord)."""
+    raw = environ.get("SAGEMAKER_BATCH_STRATEGY", "").strip()
+    strategy = {"": "MULTI_RECORD", "multirecord": "MULTI_RECORD", "singlerecord": "SINGLE_RECORD"}.get(
+        raw.lower().replace("_", "")
+    )
+    if strategy is None:
+        raise SettingsError(f"SAGEMAKER_BATCH_STRATEGY={raw!r} must be MULTI_RECORD or SINGLE_RECORD")
+    return strategy
 
 
 def _choice(environ: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:

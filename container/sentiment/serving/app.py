@@ -29,7 +29,7 @@ from werkzeug.exceptions import HTTPException
 from sentiment.contract import ServingSettings
 from sentiment.predictor import LABELS, Predictor
 from sentiment.serving.batching import MicroBatcher
-from sentiment.serving.codecs import DEFAULT_ANSWER, Result, input_fn, negotiate, output_fn
+from sentiment.serving.codecs import Result, answer_type, input_fn, output_fn
 from sentiment.serving.errors import BadRequest, PayloadTooLarge, ServingError
 from sentiment.serving.loading import ModelHolder, model_fn, model_source
 from sentiment.serving.metrics import Metrics
@@ -97,10 +97,12 @@ def invocations(endpoint: str | None = None) -> Response:
 
 
 def _invoke(server: Server) -> Response:
-    decoded = input_fn(_body(server.settings.max_payload_bytes), request.headers.get("Content-Type"))
+    settings = server.settings
+    decoded = input_fn(
+        _body(settings.max_payload_bytes), request.headers.get("Content-Type"), settings.plain_text_lines
+    )
     g.reviews = len(decoded.reviews)
-    accept = request.headers.get("Accept")
-    negotiate(accept, DEFAULT_ANSWER[decoded.content_type])  # a 406 before any scoring
+    media_type = answer_type(decoded, request.headers.get("Accept"), settings.batch_transform)  # 406 before scoring
     # /ping says whether this worker is ready; a request that reaches a worker still loading waits for it.
     predictor = server.model.get(wait=server.settings.timeout)
     explain = decoded.explain or _explain_asked()
@@ -120,8 +122,7 @@ def _invoke(server: Server) -> Response:
         server.metrics.predictions.labels(label=label).inc(sum(result.label == label for result in results))
     if server.settings.log_reviews:
         log.info(json.dumps({"event": "reviews", "reviews": decoded.reviews, "scores": [r.score for r in results]}))
-    body, media_type = output_fn(results, decoded, accept)
-    return Response(body, status=200, mimetype=media_type)
+    return Response(output_fn(results, decoded, media_type), status=200, mimetype=media_type)
 
 
 @routes.get("/execution-parameters")
@@ -130,7 +131,7 @@ def execution_parameters() -> Response:
     return _json(
         {
             "MaxConcurrentTransforms": settings.workers,
-            "BatchStrategy": "MULTI_RECORD",
+            "BatchStrategy": settings.batch_strategy,
             "MaxPayloadInMB": settings.max_payload_bytes // (1024 * 1024),
         }
     )

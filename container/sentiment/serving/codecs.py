@@ -4,7 +4,7 @@ Content types (the request):
 
 | Content-Type            | body                                                        | shape     |
 | ----------------------- | ----------------------------------------------------------- | --------- |
-| text/plain              | one review                                                  | single    |
+| text/plain              | one review (in Batch Transform, MultiRecord: one per line)  | single    |
 | application/json        | a review; a list of reviews; {"instances": [...]}           | as given  |
 | application/jsonlines   | one review per line: a JSON string or {"text": "..."}       | lines     |
 | text/csv                | one review per record, one field (quote commas and breaks)  | lines     |
@@ -13,6 +13,12 @@ A review in JSON may be a string or an object with "text" (or "review"). Accept 
 application/json, application/jsonlines, text/csv (`label,score`) or text/plain (`label score`),
 one line per review for the last three, in order. Per-token contributions, when asked for, travel
 in the JSON forms only.
+
+In Batch Transform (SageMaker sets SAGEMAKER_BATCH=true) with the MultiRecord strategy, a text/plain
+body is what SplitType=Line makes of a text file, one record per line, and it is answered one line
+per record (JSON Lines unless Accept asks for CSV or plain text). There, every line-split request
+must get a line-per-record answer: Batch Transform assembles the output line by line, so a JSON
+array for several records would silently become one line; it is refused with a 406 instead.
 """
 
 from __future__ import annotations
@@ -70,8 +76,11 @@ class Result:
 # -- input_fn ---------------------------------------------------------------------------------------
 
 
-def input_fn(body: bytes, content_type: str | None) -> Decoded:
-    """The reviews in `body`; BadRequest or UnsupportedMediaType says what is wrong with it."""
+def input_fn(body: bytes, content_type: str | None, plain_text_lines: bool = False) -> Decoded:
+    """The reviews in `body`; BadRequest or UnsupportedMediaType says what is wrong with it.
+
+    `plain_text_lines`: text/plain holds one review per line (Batch Transform's MultiRecord), not one review.
+    """
     media_type, parameters = parse_media_type(content_type or "")
     if media_type not in DECODERS:
         raise UnsupportedMediaType(
@@ -81,7 +90,8 @@ def input_fn(body: bytes, content_type: str | None) -> Decoded:
     if charset not in ("utf-8", "utf8"):
         raise UnsupportedMediaType(f"charset {charset!r} is not supported; send UTF-8")
     text = _utf8(body)
-    reviews, shape, explain = DECODERS[media_type](text)
+    decoder = _decode_plain_lines if media_type == PLAIN and plain_text_lines else DECODERS[media_type]
+    reviews, shape, explain = decoder(text)
     if not reviews:
         raise BadRequest("the request holds no reviews")
     for number, review in enumerate(reviews, start=1):
@@ -102,6 +112,12 @@ def _utf8(body: bytes) -> str:
 
 def _decode_plain(text: str) -> tuple[list[str], Shape, bool]:
     return [text], "single", False
+
+
+def _decode_plain_lines(text: str) -> tuple[list[str], Shape, bool]:
+    # split("\n"), not splitlines(): Batch Transform splits at line feeds only, not at U+2028 or form feeds.
+    reviews = [line.removesuffix("\r") for line in _records(text.split("\n"))]
+    return reviews, "lines", False
 
 
 def _decode_json(text: str) -> tuple[list[str], Shape, bool]:
@@ -186,10 +202,25 @@ DECODERS: dict[str, Callable[[str], tuple[list[str], Shape, bool]]] = {
 # -- output_fn --------------------------------------------------------------------------------------
 
 
-def output_fn(results: list[Result], decoded: Decoded, accept: str | None) -> tuple[bytes, str]:
-    """The response body and its content type, in the format `accept` prefers."""
-    media_type = negotiate(accept, default=DEFAULT_ANSWER[decoded.content_type])
-    return ENCODERS[media_type](results, decoded.shape), media_type
+def answer_type(decoded: Decoded, accept: str | None, batch_transform: bool = False) -> str:
+    """The media type to answer `decoded` in: what `accept` prefers; NotAcceptable when nothing fits.
+
+    In Batch Transform several line-split records must be answered line for line (see the module's notes).
+    """
+    split_plain_text = decoded.shape == "lines" and decoded.content_type == PLAIN
+    default = JSON_LINES if split_plain_text else DEFAULT_ANSWER[decoded.content_type]
+    media_type = negotiate(accept, default)
+    if batch_transform and decoded.shape == "lines" and len(decoded.reviews) > 1 and media_type not in LINE_ANSWERS:
+        raise NotAcceptable(
+            f"{len(decoded.reviews)} records split by line need one answer line each, which {media_type} cannot "
+            f"give (Batch Transform assembles them line by line): Accept one of {', '.join(LINE_ANSWERS)}"
+        )
+    return media_type
+
+
+def output_fn(results: list[Result], decoded: Decoded, media_type: str) -> bytes:
+    """The response body in `media_type`, as `answer_type` chose it."""
+    return ENCODERS[media_type](results, decoded.shape)
 
 
 def _encode_json(results: list[Result], shape: Shape) -> bytes:
@@ -218,6 +249,7 @@ ENCODERS: dict[str, Callable[[list[Result], Shape], bytes]] = {
 }
 # What a request gets when its Accept allows anything: its own line-per-review format, else JSON.
 DEFAULT_ANSWER = {PLAIN: JSON, JSON: JSON, JSON_LINES: JSON_LINES, CSV: CSV}
+LINE_ANSWERS = (JSON_LINES, CSV, PLAIN)  # one line per review
 
 
 def negotiate(accept: str | None, default: str) -> str:
