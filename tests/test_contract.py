@@ -64,6 +64,7 @@ def test_serving_settings_default_to_sagemakers() -> None:
     assert (settings.host, settings.port, settings.threads, settings.timeout) == ("0.0.0.0", 8080, 16, 60)
     assert settings.workers == (os.cpu_count() or 1) and settings.max_batch == 64 and settings.precision == "auto"
     assert settings.max_payload_bytes == 6 * 1024 * 1024
+    assert (settings.max_records, settings.max_tokens, settings.max_explained_tokens) == (100_000, 2_000_000, 20_000)
 
 
 def test_serving_settings_come_from_the_environment() -> None:
@@ -103,6 +104,9 @@ def test_batch_transforms_variables(strategy: str, expected: str) -> None:
     [
         ("SAGEMAKER_BATCH_STRATEGY", "ALL_AT_ONCE"),
         ("SAGEMAKER_MAX_PAYLOAD_IN_MB", "0"),
+        ("SAGEMAKER_MAX_PAYLOAD_IN_MB", "100"),
+        ("SENTIMENT_MAX_RECORDS", "0"),
+        ("SENTIMENT_MAX_TOKENS", "lots"),
         ("SAGEMAKER_BIND_TO_PORT", "http"),
         ("SAGEMAKER_BIND_TO_PORT", "70000"),
         ("MODEL_SERVER_WORKERS", "0"),

@@ -178,7 +178,7 @@ def test_a_model_failure_is_a_500_that_keeps_the_exception_in_the_log(
     def broken(reviews: object) -> object:
         raise RuntimeError("could not create a primitive descriptor at /opt/venv/lib/secret.py")
 
-    monkeypatch.setattr(small_ensemble, "predict_proba", broken)
+    monkeypatch.setattr(small_ensemble, "probabilities_of_tokens", broken)
     response = post(client, POSITIVE, "text/plain")
     assert response.status_code == 500 and response.json["error"] == "internal_error"
     incident = response.json["message"].split("incident ")[1].split()[0]
@@ -207,7 +207,27 @@ def test_explanations_come_when_asked(
 def test_explanations_are_limited_per_request(client: FlaskClient) -> None:
     body = json.dumps({"instances": [POSITIVE] * (MAX_EXPLAINED_REVIEWS + 1), "explain": True})
     response = post(client, body, "application/json")
-    assert response.status_code == 400 and "at most" in response.json["message"]
+    assert response.status_code == 413 and response.json["error"] == "payload_too_large"
+    assert f"the limit is {MAX_EXPLAINED_REVIEWS} explained reviews per request" in response.json["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "query", "message"),
+    [
+        (json.dumps(["ab"] * 11), "application/json", "", "holds 11 reviews; the limit is 10 reviews per request"),
+        ("ab\n" * 11, "text/csv", "", "holds 11 reviews; the limit is 10 reviews"),
+        ("superb " * 101, "text/plain", "", "holds 101 words (tokens); the limit is 100 words per request"),
+        ("superb " * 51, "text/plain", "?explain=true", "holds 51 words (tokens); the limit is 50 words to explain"),
+    ],
+)
+def test_work_beyond_the_limits_is_a_413_that_states_them(
+    small_ensemble: Predictor, body: str, content_type: str, query: str, message: str
+) -> None:
+    client = ready_app(small_ensemble, max_records=10, max_tokens=100, max_explained_tokens=50).test_client()
+    response = client.post(f"/invocations{query}", data=body, headers={"Content-Type": content_type})
+    assert response.status_code == 413 and message in response.json["message"]
+    within = client.post(f"/invocations{query}", data="superb " * 50, headers={"Content-Type": "text/plain"})
+    assert within.status_code == 200
 
 
 def test_execution_parameters_for_batch_transform(client: FlaskClient) -> None:

@@ -31,12 +31,15 @@ Serving (`serve`):
 |                           |                  | float32); proven on a probe review at load, and an    |
 |                           |                  | impossible bfloat16 stops `serve` with the reason     |
 | SENTIMENT_LOG_REVIEWS     | 0                | 1: log review text (never by default)                 |
+| SENTIMENT_MAX_RECORDS     | 100000           | most reviews in one request (413 beyond)              |
+| SENTIMENT_MAX_TOKENS      | 2000000          | most words (tokens) in one request (413 beyond)       |
+| SENTIMENT_MAX_EXPLAINED_TOKENS | 20000       | most words one request may have explained (413)       |
 | SAGEMAKER_BATCH           | (unset)          | true: Batch Transform runs the container (SageMaker   |
 |                           |                  | sets it): records split by line are answered line by  |
 |                           |                  | line, text/plain too (see serving/codecs.py)          |
 | SAGEMAKER_BATCH_STRATEGY  | MULTI_RECORD     | set by Batch Transform; SINGLE_RECORD: a text/plain   |
 |                           |                  | body is one review, line breaks and all               |
-| SAGEMAKER_MAX_PAYLOAD_IN_MB | 6              | set by Batch Transform: the largest body, 1-100 MB    |
+| SAGEMAKER_MAX_PAYLOAD_IN_MB | 6              | set by Batch Transform: the largest body, 1-20 MB     |
 
 The names follow the sagemaker-training toolkit's and SageMaker hosting's. Only the entry points
 read this module; everything below them takes paths and settings as arguments.
@@ -113,6 +116,7 @@ METRIC_DEFINITIONS = [
 
 
 MAX_PAYLOAD_MB = 6  # SageMaker real-time endpoints refuse larger bodies; batch transform's default too
+MAX_BATCH_PAYLOAD_MB = 20  # the largest MaxPayloadInMB served (Batch Transform allows 100; the work limits bind first)
 
 
 class SettingsError(SentimentError):
@@ -135,6 +139,11 @@ class ServingSettings:
     max_payload_bytes: int = MAX_PAYLOAD_MB * 1024 * 1024
     batch_transform: bool = False
     batch_strategy: str = "MULTI_RECORD"
+    # The work one request may ask for, bounded by what it costs: at most a few seconds of one core and a few
+    # hundred MB (benchmarks/hostile.py measures both), well inside SageMaker's 60 s per request.
+    max_records: int = 100_000
+    max_tokens: int = 2_000_000
+    max_explained_tokens: int = 20_000
 
     @property
     def plain_text_lines(self) -> bool:
@@ -156,9 +165,14 @@ class ServingSettings:
             max_wait_ms=_integer(environ, "SENTIMENT_MAX_WAIT_MS", 5, 0, 1000),
             log_reviews=_flag(environ, "SENTIMENT_LOG_REVIEWS"),
             precision=_choice(environ, "SENTIMENT_PRECISION", ("auto", "float32", "bfloat16")),
-            max_payload_bytes=_integer(environ, "SAGEMAKER_MAX_PAYLOAD_IN_MB", MAX_PAYLOAD_MB, 1, 100) * 1024 * 1024,
+            max_payload_bytes=_integer(environ, "SAGEMAKER_MAX_PAYLOAD_IN_MB", MAX_PAYLOAD_MB, 1, MAX_BATCH_PAYLOAD_MB)
+            * 1024
+            * 1024,
             batch_transform=_flag(environ, "SAGEMAKER_BATCH"),
             batch_strategy=_batch_strategy(environ),
+            max_records=_integer(environ, "SENTIMENT_MAX_RECORDS", 100_000, 1, 1_000_000),
+            max_tokens=_integer(environ, "SENTIMENT_MAX_TOKENS", 2_000_000, 1, 20_000_000),
+            max_explained_tokens=_integer(environ, "SENTIMENT_MAX_EXPLAINED_TOKENS", 20_000, 1, 1_000_000),
         )
 
 

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, request
@@ -38,6 +40,7 @@ log = logging.getLogger("sentiment.serving")
 
 DRAINED_BODY_FACTOR = 4  # a body over the limit, up to this many times it, is read before the 413
 MAX_EXPLAINED_REVIEWS = 64  # explanations cost a backward pass per review: not for whole batches
+LARGE_BODY_BYTES = 512 * 1024  # bodies over this are handled one at a time per worker (memory)
 CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
 TRUE_WORDS = ("1", "true", "yes")
 
@@ -54,9 +57,10 @@ class Server:
         self.batcher = MicroBatcher(
             self._score, settings.max_batch, settings.max_wait_ms / 1000, self.metrics.batch_size.observe
         )
+        self.large_requests = threading.Lock()
 
-    def _score(self, reviews: list[str]) -> Any:
-        return self.model.get().predict_proba(reviews)
+    def _score(self, token_lists: list[list[str]]) -> Any:
+        return self.model.get().probabilities_of_tokens(token_lists)
 
 
 def create_app(settings: ServingSettings, load: Callable[[], Predictor] | None = None) -> Flask:
@@ -98,31 +102,58 @@ def invocations(endpoint: str | None = None) -> Response:
 
 def _invoke(server: Server) -> Response:
     settings = server.settings
-    decoded = input_fn(
-        _body(settings.max_payload_bytes), request.headers.get("Content-Type"), settings.plain_text_lines
-    )
-    g.reviews = len(decoded.reviews)
-    media_type = answer_type(decoded, request.headers.get("Accept"), settings.batch_transform)  # 406 before scoring
-    # /ping says whether this worker is ready; a request that reaches a worker still loading waits for it.
-    predictor = server.model.get(wait=server.settings.timeout)
-    explain = decoded.explain or _explain_asked()
-    if explain and len(decoded.reviews) > MAX_EXPLAINED_REVIEWS:
-        raise BadRequest(f"explanations are given for at most {MAX_EXPLAINED_REVIEWS} reviews per request")
-    scores = server.batcher.submit(decoded.reviews, timeout=server.settings.timeout)
-    explanations = predictor.explain(decoded.reviews) if explain else [None] * len(decoded.reviews)
-    results = [
-        Result(
-            label=LABELS[int(score >= 0.5)],
-            score=float(score),
-            contributions=explanation.to_json() if explanation is not None else None,
+    body = _body(settings.max_payload_bytes)
+    # Large bodies are decoded and scored one at a time per worker: each holds its text, tokens and answer
+    # (several times the body) in memory until answered, and 16 at once would need gigabytes.
+    with server.large_requests if len(body) > LARGE_BODY_BYTES else nullcontext():
+        decoded = input_fn(body, request.headers.get("Content-Type"), settings.plain_text_lines)
+        del body
+        g.reviews = len(decoded.reviews)
+        media_type = answer_type(decoded, request.headers.get("Accept"), settings.batch_transform)  # 406 first
+        explain = decoded.explain or _explain_asked()
+        _check_records(decoded.reviews, explain, settings)
+        # /ping says whether this worker is ready; a request that reaches a worker still loading waits for it.
+        predictor = server.model.get(wait=settings.timeout)
+        token_lists = [predictor.tokenize(review) for review in decoded.reviews]
+        _check_tokens(token_lists, explain, settings)
+        scores = server.batcher.submit(token_lists, timeout=settings.timeout)
+        explanations = [predictor.explain_tokens(tokens) for tokens in token_lists] if explain else None
+        results = [
+            Result(
+                label=LABELS[int(score >= 0.5)],
+                score=float(score),
+                contributions=explanations[number].to_json() if explanations is not None else None,
+            )
+            for number, score in enumerate(scores)
+        ]
+        for label in LABELS:
+            server.metrics.predictions.labels(label=label).inc(sum(result.label == label for result in results))
+        if settings.log_reviews:
+            log.info(json.dumps({"event": "reviews", "reviews": decoded.reviews, "scores": [r.score for r in results]}))
+        return Response(output_fn(results, decoded, media_type), status=200, mimetype=media_type)
+
+
+def _check_records(reviews: list[str], explain: bool, settings: ServingSettings) -> None:
+    """PayloadTooLarge, naming the limit, for more reviews than one request may hold."""
+    limit = MAX_EXPLAINED_REVIEWS if explain else settings.max_records
+    if len(reviews) > limit:
+        what = "explained reviews" if explain else "reviews"
+        raise PayloadTooLarge(
+            f"the request holds {len(reviews):,} reviews; the limit is {limit:,} {what} per request: "
+            "split it into smaller requests"
         )
-        for score, explanation in zip(scores, explanations, strict=True)
-    ]
-    for label in LABELS:
-        server.metrics.predictions.labels(label=label).inc(sum(result.label == label for result in results))
-    if server.settings.log_reviews:
-        log.info(json.dumps({"event": "reviews", "reviews": decoded.reviews, "scores": [r.score for r in results]}))
-    return Response(output_fn(results, decoded, media_type), status=200, mimetype=media_type)
+
+
+def _check_tokens(token_lists: list[list[str]], explain: bool, settings: ServingSettings) -> None:
+    """PayloadTooLarge, naming the limit, for more words than one request may hold (the work grows with them)."""
+    tokens = sum(len(tokens) for tokens in token_lists)
+    limit = settings.max_explained_tokens if explain else settings.max_tokens
+    if tokens > limit:
+        what = "words to explain" if explain else "words"
+        raise PayloadTooLarge(
+            f"the request holds {tokens:,} words (tokens); the limit is {limit:,} {what} per request: "
+            "split it into smaller requests"
+        )
 
 
 @routes.get("/execution-parameters")

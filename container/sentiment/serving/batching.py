@@ -21,17 +21,18 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 
-Scorer = Callable[[Sequence[str]], np.ndarray]  # reviews -> probability of positive, in order
+Scorer = Callable[[Sequence[Any]], np.ndarray]  # reviews (texts or token lists) -> probability of positive, in order
 
 
 @dataclass
 class _Waiting:
-    reviews: Sequence[str]
+    reviews: Sequence[Any]
     future: Future[np.ndarray] = field(default_factory=Future)
 
 
@@ -67,7 +68,7 @@ class MicroBatcher:
             with self._lock:
                 self._handling -= 1
 
-    def submit(self, reviews: Sequence[str], timeout: float | None = None) -> np.ndarray:
+    def submit(self, reviews: Sequence[Any], timeout: float | None = None) -> np.ndarray:
         """The scores of `reviews`, in order, scored together with other requests' when possible."""
         if len(reviews) > self.max_batch:
             self.on_batch(len(reviews))
