@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# build_and_push.sh IMAGE_NAME [TAG] [--cpu | --offline] [--dry-run] [--skip-build] [--no-push]: build the image (docker/),
-# create its ECR repository if missing, log in, tag ACCOUNT.dkr.ecr.REGION.amazonaws.com/IMAGE_NAME:TAG and push it.
+# build_and_push.sh IMAGE_NAME [TAG] [--cpu | --offline] [--instance-type T | --platform P] [--dry-run] [--skip-build]
+# [--no-push]: build the image, create its ECR repository if missing, log in, tag ACCOUNT.dkr.ecr.REGION/IMAGE:TAG, push.
 set -euo pipefail
 
 REPOSITORY="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -9,6 +9,8 @@ VARIANT="" # --cpu, --offline (the CUDA image without a registry) or "" (the CUD
 DRY_RUN=0
 SKIP_BUILD=0
 NO_PUSH=0
+PLATFORM=""      # linux/amd64 unless --platform or --instance-type says otherwise
+INSTANCE_TYPE="" # the SageMaker instance type the image is for: Graviton types (ml.c7g.xlarge...) run linux/arm64
 POSITIONAL=()
 
 step() { echo "build_and_push: $*"; }
@@ -18,11 +20,16 @@ fail() {
 }
 usage() {
     cat <<'EOF'
-usage: build_and_push.sh IMAGE_NAME [TAG] [--cpu | --offline] [--dry-run] [--skip-build] [--no-push]
+usage: build_and_push.sh IMAGE_NAME [TAG] [--cpu | --offline] [--instance-type T | --platform P] [--dry-run]
+                         [--skip-build] [--no-push]
 Builds the image (docker/build_image.sh), creates the ECR repository IMAGE_NAME if missing, logs in, tags
 ACCOUNT.dkr.ecr.REGION.amazonaws.com/IMAGE_NAME:TAG (TAG defaults to latest) and pushes it.
   --cpu         build the CPU image (offline, from build/wheelhouse) instead of the CUDA one
   --offline     build the CUDA image without a registry: local Debian base, build/wheelhouse-cuda
+  --platform P  linux/amd64 (default: SageMaker's training and most hosting instances) or linux/arm64
+  --instance-type T
+                the SageMaker instance type the image will run on (ml.m5.xlarge, ml.c7g.large...): its
+                platform (Graviton types, ml.*g*.*, run linux/arm64); a push of an image it cannot run is refused
   --dry-run     print every step without doing it (the registry is still looked up: STS, read only)
   --skip-build  push IMAGE_NAME:TAG as it is in the local docker engine
   --no-push     stop once the ECR repository exists: no login, tag or push
@@ -37,6 +44,14 @@ while (($#)); do
         [[ -z "$VARIANT" || "$VARIANT" == "$1" ]] ||
             fail "--cpu and --offline exclude each other (the CPU image is always built offline)"
         VARIANT="$1"
+        ;;
+    --platform)
+        PLATFORM="${2:?--platform needs linux/amd64 or linux/arm64}"
+        shift
+        ;;
+    --instance-type)
+        INSTANCE_TYPE="${2:?--instance-type needs a SageMaker instance type, e.g. ml.m5.xlarge}"
+        shift
         ;;
     --dry-run) DRY_RUN=1 ;;
     --skip-build) SKIP_BUILD=1 ;;
@@ -66,6 +81,23 @@ TAG="${POSITIONAL[1]:-latest}"
     fail "'$NAME' is not a valid ECR repository name (lowercase letters, digits, . _ - and / between parts)"
 [[ "$TAG" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || fail "'$TAG' is not a valid image tag"
 
+# The platform the chosen instance runs: Graviton instance families end in g (ml.c7g, ml.m6g, ml.r7gd...).
+if [[ -n "$INSTANCE_TYPE" ]]; then
+    [[ "$INSTANCE_TYPE" =~ ^ml\.([a-z0-9-]+)\.[a-z0-9]+$ ]] ||
+        fail "'$INSTANCE_TYPE' is not a SageMaker instance type (ml.FAMILY.SIZE, e.g. ml.m5.xlarge)"
+    if [[ "${BASH_REMATCH[1]}" =~ ^[a-z]+[0-9]+g[a-z]*$ ]]; then needed=linux/arm64; else needed=linux/amd64; fi
+    [[ -z "$PLATFORM" || "$PLATFORM" == "$needed" ]] ||
+        fail "--platform $PLATFORM cannot run on $INSTANCE_TYPE, which runs $needed images"
+    PLATFORM="$needed"
+fi
+PLATFORM="${PLATFORM:-linux/amd64}"
+case "$PLATFORM" in
+linux/amd64 | linux/arm64) ;;
+*) fail "--platform must be linux/amd64 or linux/arm64 (what SageMaker's instances run), not $PLATFORM" ;;
+esac
+runs_on="$INSTANCE_TYPE"
+if [[ -z "$runs_on" ]]; then runs_on="SageMaker's x86_64 instances"; fi
+
 if [[ -z "${ECR[0]}" ]]; then
     if [[ -x "$REPOSITORY/.venv/bin/python" ]]; then ECR[0]="$REPOSITORY/.venv/bin/python"; else ECR[0]=python3; fi
 fi
@@ -91,7 +123,7 @@ step "registry $registry; $local_image -> $remote_image"
 if ((SKIP_BUILD)); then
     step "skipping the build (--skip-build): pushing $local_image as it is"
 else
-    run "$REPOSITORY/docker/build_image.sh" "${BUILD[@]}" --tag "$local_image"
+    run "$REPOSITORY/docker/build_image.sh" "${BUILD[@]}" --platform "$PLATFORM" --tag "$local_image"
 fi
 
 dry=()
@@ -103,6 +135,20 @@ step "$answer"
 if ((NO_PUSH)); then
     step "stopping before login, tag and push (--no-push)"
     exit 0
+fi
+
+# Before anything reaches the registry: an image of another architecture would fail on SageMaker with
+# "exec format error" (CannotStartContainerError), after the job or endpoint had been paid for.
+if docker image inspect "$local_image" >/dev/null 2>&1; then
+    image_platform="$(docker image inspect -f '{{.Os}}/{{.Architecture}}' "$local_image")"
+    [[ "$image_platform" == "$PLATFORM" ]] ||
+        fail "$local_image is $image_platform, but $runs_on run $PLATFORM images: SageMaker would fail with" \
+            "'exec format error'. Rebuild it (without --skip-build) for --platform $PLATFORM"
+    step "$local_image is $image_platform: runs on $runs_on"
+elif ((DRY_RUN)); then
+    step "would check that $local_image is $PLATFORM (for $runs_on) before pushing"
+else
+    fail "no image $local_image in the local docker engine"
 fi
 
 if ((DRY_RUN)); then

@@ -8,8 +8,8 @@ TAG="sentiment-base:bookworm"
 SUITE="bookworm"
 ROOTFS="$REPOSITORY/build/base-rootfs"
 # What the image's two stages need from Debian: the interpreter, venv (the builder stage makes one),
-# certificates (boto3 to S3), tini (PID 1: forwards SIGTERM, reaps children).
-PACKAGES="python3,python3-venv,ca-certificates,tini"
+# certificates (boto3 to S3), tini (PID 1: forwards SIGTERM, reaps children), nginx (in front of gunicorn).
+PACKAGES="python3,python3-venv,ca-certificates,tini,nginx"
 FORCE=0
 
 step() { echo "build_base_image: $*"; }
@@ -64,9 +64,14 @@ host_mirror() {
 step "checking the docker engine"
 docker info >/dev/null 2>&1 || fail "no docker engine answers (start dockerd first; see docker/README.md)"
 
+# An image (and a root file system) made with another package list is out of date: the list is kept with each.
 if ((!FORCE)) && docker image inspect "$TAG" >/dev/null 2>&1; then
-    step "$TAG exists already; nothing to do (--force rebuilds it)"
-    exit 0
+    made_with="$(docker image inspect -f '{{index .Config.Labels "sentiment.packages"}}' "$TAG")"
+    if [[ "$made_with" == "$PACKAGES" ]]; then
+        step "$TAG exists already; nothing to do (--force rebuilds it)"
+        exit 0
+    fi
+    step "$TAG was made with packages '${made_with:-unknown}', not '$PACKAGES': making it again"
 fi
 
 command -v debootstrap >/dev/null || fail "debootstrap is not installed (apt-get install -y debootstrap)"
@@ -76,7 +81,7 @@ MIRROR="${DEBIAN_MIRROR:-$(host_mirror | head -n 1)}"
 [[ -n "$MIRROR" ]] || fail "no '$SUITE' mirror in /etc/apt/sources.list{,.d/*}; set DEBIAN_MIRROR=URL"
 step "mirror $MIRROR (from the host's apt sources), suite $SUITE, packages $PACKAGES"
 
-if ((FORCE)) || [[ ! -f "$ROOTFS/.complete" ]]; then
+if ((FORCE)) || [[ ! -f "$ROOTFS/.complete" || "$(cat "$ROOTFS/.complete")" != "$PACKAGES" ]]; then
     step "debootstrap --variant=minbase into $ROOTFS (about 2 minutes)"
     rm -rf "$ROOTFS"
     mkdir -p "$ROOTFS"
@@ -100,7 +105,7 @@ if ((FORCE)) || [[ ! -f "$ROOTFS/.complete" ]]; then
     echo localhost >"$ROOTFS/etc/hostname"
     chroot "$ROOTFS" python3 -c 'import sys, venv, ssl; assert sys.version_info >= (3, 11), sys.version' ||
         fail "the new root's python3 is not a usable 3.11 or newer"
-    touch "$ROOTFS/.complete"
+    echo "$PACKAGES" >"$ROOTFS/.complete"
 else
     step "reusing the root file system in $ROOTFS (--force makes a new one)"
 fi
@@ -112,6 +117,7 @@ tar --exclude=./.complete -C "$ROOTFS" -c . | docker import \
     --change 'CMD ["/bin/bash"]' \
     --change "LABEL org.opencontainers.image.description=\"Debian $SUITE minbase with python3 (debootstrap)\"" \
     --change "LABEL org.opencontainers.image.created=$created" \
+    --change "LABEL sentiment.packages=$PACKAGES" \
     - "$TAG" >/dev/null
 size="$(docker image inspect -f '{{.Size}}' "$TAG")"
 step "$TAG: $(docker run --rm "$TAG" python3 --version), $((size / 1000000)) MB"

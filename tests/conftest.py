@@ -7,10 +7,12 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -64,6 +66,65 @@ def assert_same_verdicts(answer: bytes, expected: bytes) -> None:
         assert one["score"] == pytest.approx(other["score"], abs=SCORE_TOLERANCE), f"record {number}"
         if abs(other["score"] - 0.5) > SCORE_TOLERANCE:
             assert one["label"] == other["label"], f"record {number}"
+
+
+def engine_problem() -> str | None:
+    """Why no docker engine can be used here, or None when one answers."""
+    try:
+        result = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=30)
+    except FileNotFoundError:
+        return "the docker command is not installed"
+    except subprocess.TimeoutExpired:
+        return "docker info did not answer in 30 s"
+    if result.returncode != 0:
+        last_line = (result.stderr.strip().splitlines() or ["docker info failed"])[-1]
+        return f"no docker engine answers ({last_line})"
+    return None
+
+
+@contextmanager
+def slow_clients(url: str, count: int, byte_every_seconds: float = 1.0) -> Iterator[list[socket.socket]]:
+    """`count` connections to `url` that send a request's headers one byte a second (slowloris), until the
+    block ends; the connections the server has closed are dropped from the list as they go."""
+    host, port = url.removeprefix("http://").split(":")
+    head = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\n"
+    connections = [socket.create_connection((host, int(port)), timeout=10) for _ in range(count)]
+    done = threading.Event()
+
+    def trickle() -> None:
+        sent = 0
+        while not done.wait(byte_every_seconds) and sent < len(head):
+            for connection in list(connections):
+                try:
+                    connection.send(head[sent : sent + 1])
+                except OSError:
+                    connections.remove(connection)
+            sent += 1
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        yield connections
+    finally:
+        done.set()
+        thread.join(timeout=10)
+        for connection in connections:
+            connection.close()
+
+
+def timed_request(url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, float]:
+    """(status, seconds) of one request; status 0 when it failed or took over 30 s."""
+    started = time.monotonic()
+    request = urllib.request.Request(url, data=body, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
+            status = response.status
+    except urllib.error.HTTPError as error:
+        status = error.code
+    except OSError:
+        status = 0
+    return status, time.monotonic() - started
 
 
 def free_port() -> int:

@@ -66,7 +66,7 @@ class Stack:
         return int(match.group(1))
 
     def gunicorn_master(self) -> int:
-        match = re.search(r"Listening at: http://\S+ \((\d+)\)", self.output())
+        match = re.search(r"Listening at: (?:http://|unix:)\S+ \((\d+)\)", self.output())
         assert match, self.output()
         return int(match.group(1))
 

@@ -7,15 +7,17 @@ and `docker push` themselves (moto has no registry to push to); those run only a
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 
-from tests.conftest import REPOSITORY
+from tests.conftest import REPOSITORY, engine_problem
 
 SCRIPT = REPOSITORY / "build_and_push.sh"
 ECR = REPOSITORY / "docker" / "ecr.py"
@@ -48,7 +50,10 @@ def test_a_dry_run_prints_every_step_and_changes_nothing(aws: dict[str, str]) ->
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert f"build_and_push: registry {REGISTRY}; {name}:v1 -> {REGISTRY}/{name}:v1" in lines
-    assert f"build_and_push: would run: {REPOSITORY}/docker/build_image.sh --cuda --tag {name}:v1" in lines
+    assert (
+        f"build_and_push: would run: {REPOSITORY}/docker/build_image.sh --cuda --platform linux/amd64 --tag {name}:v1"
+        in lines
+    )
     assert f"build_and_push: repository {name} does not exist; would create it" in lines
     login = f"{ECR} login-password | docker login --username AWS --password-stdin {REGISTRY}"
     assert f"build_and_push: would run: {sys.executable} {login}" in lines
@@ -77,10 +82,14 @@ def test_the_dry_run_of_an_existing_repository_says_so(aws: dict[str, str]) -> N
     result = run(name, "--dry-run", "--cpu", env=aws)
     assert result.returncode == 0, result.stderr
     assert f"build_and_push: repository {name} exists: {REGISTRY}/{name}" in result.stdout
-    assert f"would run: {REPOSITORY}/docker/build_image.sh --cpu --tag {name}:latest" in result.stdout
+    assert (
+        f"would run: {REPOSITORY}/docker/build_image.sh --cpu --platform linux/amd64 --tag {name}:latest"
+        in result.stdout
+    )
     offline = run(name, "v2", "--dry-run", "--offline", env=aws)
     assert offline.returncode == 0, offline.stderr
-    assert f"would run: {REPOSITORY}/docker/build_image.sh --cuda --offline --tag {name}:v2" in offline.stdout
+    build = f"{REPOSITORY}/docker/build_image.sh --cuda --offline --platform linux/amd64 --tag {name}:v2"
+    assert f"would run: {build}" in offline.stdout
 
 
 @pytest.mark.parametrize(
@@ -93,6 +102,13 @@ def test_the_dry_run_of_an_existing_repository_says_so(aws: dict[str, str]) -> N
         (["sentiment", "--cpu", "--offline"], 1, "--cpu and --offline exclude each other"),
         (["sentiment", "v1:2"], 1, "'v1:2' is not a valid image tag"),
         (["sentiment", "--colour"], 1, "unknown option --colour"),
+        (["sentiment", "--platform", "linux/386"], 1, "--platform must be linux/amd64 or linux/arm64"),
+        (["sentiment", "--instance-type", "m5.xlarge"], 1, "'m5.xlarge' is not a SageMaker instance type"),
+        (
+            ["sentiment", "--instance-type", "ml.c7g.large", "--platform", "linux/amd64"],
+            1,
+            "--platform linux/amd64 cannot run on ml.c7g.large, which runs linux/arm64 images",
+        ),
     ],
 )
 def test_bad_arguments_are_refused_before_any_aws_call(
@@ -102,6 +118,60 @@ def test_bad_arguments_are_refused_before_any_aws_call(
     assert result.returncode == status
     assert message in result.stdout + result.stderr
     assert "looking up the registry" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "platform"),
+    [
+        ([], "linux/amd64"),
+        (["--instance-type", "ml.m5.xlarge"], "linux/amd64"),
+        (["--instance-type", "ml.g5.xlarge"], "linux/amd64"),  # NVIDIA A10G on AMD EPYC: x86_64
+        (["--instance-type", "ml.c7g.large"], "linux/arm64"),  # Graviton3
+        (["--instance-type", "ml.r7gd.xlarge"], "linux/arm64"),
+        (["--platform", "linux/arm64"], "linux/arm64"),
+    ],
+)
+def test_the_platform_follows_the_instance_type(aws: dict[str, str], args: list[str], platform: str) -> None:
+    name = unique("sentiment")
+    result = run(name, "--dry-run", *args, env=aws)
+    assert result.returncode == 0, result.stderr
+    assert f"build_image.sh --cuda --platform {platform} --tag {name}:latest" in result.stdout
+    assert f"would check that {name}:latest is {platform}" in result.stdout
+
+
+@pytest.fixture
+def arm64_image(tmp_path: Path) -> Iterator[str]:
+    """A tiny linux/arm64 image in the local engine, as a build on an Apple-silicon laptop makes (no emulation:
+    FROM scratch and one COPY)."""
+    problem = engine_problem()
+    if problem is not None:
+        if os.environ.get("REQUIRE_DOCKER") == "1":
+            pytest.fail(f"REQUIRE_DOCKER=1 but {problem}")
+        pytest.skip(problem)
+    name = unique("sentiment-arm")
+    (tmp_path / "hello").write_text("hello\n")
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY hello /hello\n")
+    subprocess.run(
+        ["docker", "build", "-q", "--platform", "linux/arm64", "-t", f"{name}:v1", str(tmp_path)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    yield name
+    subprocess.run(["docker", "rmi", "--force", f"{name}:v1"], capture_output=True, timeout=60)
+
+
+def test_an_image_the_instance_cannot_run_is_never_pushed(aws: dict[str, str], arm64_image: str) -> None:
+    result = run(arm64_image, "v1", "--skip-build", env=aws)
+    assert result.returncode == 1
+    assert (
+        f"{arm64_image}:v1 is linux/arm64, but SageMaker's x86_64 instances run linux/amd64 images: "
+        "SageMaker would fail with 'exec format error'"
+    ) in result.stderr
+    assert "docker login" not in result.stdout and "docker push" not in result.stdout
+    graviton = run(arm64_image, "v1", "--skip-build", "--instance-type", "ml.c7g.large", "--dry-run", env=aws)
+    assert graviton.returncode == 0, graviton.stderr
+    assert f"build_and_push: {arm64_image}:v1 is linux/arm64: runs on ml.c7g.large" in graviton.stdout
 
 
 def test_without_a_region_it_says_which_variables_to_set(aws: dict[str, str]) -> None:

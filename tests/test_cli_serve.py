@@ -21,7 +21,8 @@ import pytest
 
 from sentiment.artifacts import load_model, save_model
 from sentiment.predictor import Predictor
-from tests.conftest import free_port
+from sentiment.serving.front import BODY_TIMEOUT_SECONDS, HEADER_TIMEOUT_SECONDS, find_nginx
+from tests.conftest import free_port, slow_clients, timed_request
 
 SERVE = str(Path(sys.executable).with_name("serve"))
 
@@ -75,10 +76,37 @@ def model_dir(small_ensemble: Predictor, tmp_path_factory: pytest.TempPathFactor
     return directory
 
 
+@pytest.fixture(scope="session")
+def nginx() -> str:
+    """nginx, which `serve` puts in front of gunicorn; CI (REQUIRE_NGINX=1) fails rather than skips without it."""
+    found = find_nginx()
+    if found is None:
+        if os.environ.get("REQUIRE_NGINX") == "1":
+            pytest.fail("REQUIRE_NGINX=1 but nginx is not installed")
+        pytest.skip("nginx is not installed (apt-get install nginx)")
+    return found
+
+
 @pytest.fixture(scope="module")
-def server(model_dir: Path) -> Iterator[Server]:
+def server(model_dir: Path, nginx: str) -> Iterator[Server]:
     # float32, so answers can be compared exactly with the model's; "auto" is tested on its own below.
-    server = start({"SM_MODEL_DIR": str(model_dir), "MODEL_SERVER_WORKERS": "2", "SENTIMENT_PRECISION": "float32"})
+    server = start(
+        {
+            "SM_MODEL_DIR": str(model_dir),
+            "MODEL_SERVER_WORKERS": "2",
+            "SENTIMENT_PRECISION": "float32",
+            "SENTIMENT_FRONT": "nginx",
+        }
+    )
+    yield server
+    status, output = stop(server)
+    assert status == 0, output
+
+
+@pytest.fixture(scope="module")
+def gunicorn_alone(model_dir: Path) -> Iterator[Server]:
+    """`serve` without nginx in front (SENTIMENT_FRONT=none): gunicorn on the port itself."""
+    server = start({"SM_MODEL_DIR": str(model_dir), "MODEL_SERVER_WORKERS": "1", "SENTIMENT_FRONT": "none"})
     yield server
     status, output = stop(server)
     assert status == 0, output
@@ -122,12 +150,59 @@ def raw_exchange(url: str, request: bytes, timeout: float = 30) -> bytes:
     return answer
 
 
-def test_a_body_cut_short_is_a_400_not_a_verdict(server: Server) -> None:
-    head = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n"
-    answer = raw_exchange(server.url, head + b"superb!")
+CUT_SHORT = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nsuperb!"
+
+
+def test_a_body_cut_short_is_a_400_not_a_verdict(gunicorn_alone: Server) -> None:
+    answer = raw_exchange(gunicorn_alone.url, CUT_SHORT)
     status_line, _, rest = answer.partition(b"\r\n")
     assert status_line.split()[1] == b"400", answer
     assert b"the body ended after 7 of the 100 bytes" in rest and b"label" not in rest
+
+
+def test_behind_nginx_a_body_cut_short_is_never_scored(server: Server) -> None:
+    # nginx reads the whole body before gunicorn sees the request; one that ends early is dropped and the
+    # connection closed (RFC 9112, section 8: "the recipient MUST consider the message to be incomplete").
+    requests_before = invocations(server)
+    assert raw_exchange(server.url, CUT_SHORT) == b""
+    assert invocations(server) == requests_before
+
+
+def invocations(server: Server) -> float:
+    """How many requests reached /invocations, by the app's own metrics."""
+    metrics = server.request("/metrics")[2].decode()
+    return sum(
+        float(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith("sentiment_requests_total") and 'route="/invocations"' in line
+    )
+
+
+def test_two_hundred_slow_clients_do_not_starve_ping_or_reviews(server: Server) -> None:
+    with slow_clients(server.url, 200) as held:
+        time.sleep(2.5)  # every connection has sent part of its headers
+        answers = []
+        for _ in range(5):
+            answers.append(timed_request(f"{server.url}/ping"))
+            answers.append(timed_request(f"{server.url}/invocations", b"fine film", {"Content-Type": "text/plain"}))
+            time.sleep(0.3)
+        still_held = len(held)
+    assert still_held == 200
+    assert all(status == 200 for status, _ in answers), answers
+    assert max(seconds for _, seconds in answers) < 2.0, answers  # SageMaker's limit for /ping
+
+
+def test_requests_that_stop_arriving_are_dropped_after_their_timeout(server: Server) -> None:
+    host, port = server.url.removeprefix("http://").split(":")
+    stalled_body = CUT_SHORT  # without closing: the rest never comes
+    stalled_headers = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-"
+    for request, timeout in ((stalled_body, BODY_TIMEOUT_SECONDS), (stalled_headers, HEADER_TIMEOUT_SECONDS)):
+        started = time.monotonic()
+        with socket.create_connection((host, int(port)), timeout=30) as connection:
+            connection.sendall(request)
+            assert connection.recv(65536) == b""  # closed without an answer: nothing was scored
+        waited = time.monotonic() - started
+        assert timeout - 1 <= waited <= timeout + 5, waited
 
 
 def test_concurrent_requests_each_get_their_own_answer(server: Server, small_ensemble: Predictor) -> None:
@@ -180,6 +255,22 @@ def test_the_default_precision_answers_as_float32_does_within_rounding(model_dir
         assert scores == pytest.approx(load_model(model_dir).predict_proba(reviews).tolist(), abs=0.02)
     finally:
         assert stop(server)[0] == 0
+
+
+@pytest.mark.parametrize("front", ["nginx", "none"])
+def test_serve_leaves_nothing_behind_in_its_temporary_folder(model_dir: Path, tmp_path: Path, front: str) -> None:
+    if front == "nginx" and find_nginx() is None:
+        pytest.skip("nginx is not installed")
+    server = start(
+        {"SM_MODEL_DIR": str(model_dir), "MODEL_SERVER_WORKERS": "1", "SENTIMENT_FRONT": front, "TMPDIR": str(tmp_path)}
+    )
+    try:
+        assert server.request("/invocations", b"loved it", {"Content-Type": "text/plain"})[0] == 200
+        (run_folder,) = tmp_path.iterdir()  # nginx's state, the socket, the workers' metrics: one folder
+        assert run_folder.name.startswith("sentiment-serve-")
+    finally:
+        assert stop(server)[0] == 0
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_tarball_in_the_model_folder_is_served(model_dir: Path, tmp_path: Path) -> None:

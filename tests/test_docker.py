@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from sentiment.artifacts import load_model
-from tests.conftest import REPOSITORY, assert_same_verdicts, free_port
+from tests.conftest import REPOSITORY, assert_same_verdicts, engine_problem, free_port, slow_clients, timed_request
 
 IMAGE = os.environ.get("SENTIMENT_TEST_IMAGE") or "sentiment:cpu"  # CI builds sentiment:cpu (build_image.sh --cpu)
 LOCAL_TEST = REPOSITORY / "local_test"
@@ -37,20 +37,6 @@ def docker(*args: str, timeout: float = 120, check: bool = True) -> subprocess.C
     if check and result.returncode != 0:
         raise AssertionError(f"docker {' '.join(args)} exited {result.returncode}: {result.stderr}")
     return result
-
-
-def engine_problem() -> str | None:
-    """Why no docker engine can be used here, or None when one answers."""
-    try:
-        result = subprocess.run(["docker", "info"], capture_output=True, text=True, timeout=30)
-    except FileNotFoundError:
-        return "the docker command is not installed"
-    except subprocess.TimeoutExpired:
-        return "docker info did not answer in 30 s"
-    if result.returncode != 0:
-        last_line = (result.stderr.strip().splitlines() or ["docker info failed"])[-1]
-        return f"no docker engine answers ({last_line})"
-    return None
 
 
 @pytest.fixture(scope="session")
@@ -173,6 +159,8 @@ def test_the_image_holds_train_serve_and_the_program_and_no_build_tools(image: s
         echo "build_tools=$(command -v gcc cc make g++ | tr '\n' ' ')"
         echo "leftovers=$(ls -d /wheelhouse /src /root/.cache/pip /pip-source 2>/dev/null | tr '\n' ' ')"
         echo "user=$(id -un) serve_user=$(id -un sentiment)"
+        echo "pip=$(ls /opt/venv/bin | grep -c '^pip') nginx=$(command -v nginx) front=$SENTIMENT_FRONT"
+        python -c 'import pip' 2>/dev/null && echo "pip_module=yes" || echo "pip_module=no"
     """
     result = docker("run", "--rm", image, "bash", "-c", probe)
     facts = dict(word.split("=", 1) for word in result.stdout.split() if "=" in word)
@@ -182,6 +170,39 @@ def test_the_image_holds_train_serve_and_the_program_and_no_build_tools(image: s
     assert facts["bundled"] == "ensemble"
     assert facts["build_tools"] == "" and facts["leftovers"] == ""
     assert facts["user"] == "root" and facts["serve_user"] == "sentiment"  # SageMaker starts containers as root
+    assert facts["pip"] == "0" and facts["pip_module"] == "no"  # nothing installs at run time
+    assert facts["nginx"] == "/usr/sbin/nginx" and facts["front"] == "nginx"
+    architecture = docker("image", "inspect", "-f", "{{.Os}}/{{.Architecture}}", image).stdout.strip()
+    assert architecture == "linux/amd64"  # what SageMaker's x86_64 instances run, whatever built it
+
+
+def test_the_health_check_follows_ping_and_passes_train_containers(start, image: str) -> None:
+    health = json.loads(docker("image", "inspect", "-f", "{{json .Config.Healthcheck}}", image).stdout)
+    assert health["Test"] == ["CMD", "/usr/local/bin/sentiment-healthcheck"]
+    # The image's own check, run every second instead of every 15 s so the test need not wait.
+    container = start(
+        "-e", "USE_BUNDLED_MODEL=1", *ONE_WORKER, "--health-interval", "1s", "--health-start-period", "60s"
+    )
+    container.wait_until_ready()
+    deadline = time.monotonic() + 30
+    while (status := docker("inspect", "-f", "{{.State.Health.Status}}", container.id).stdout.strip()) != "healthy":
+        assert time.monotonic() < deadline, f"health {status}: {container.logs()}"
+        time.sleep(0.5)
+    log = json.loads(docker("inspect", "-f", "{{json .State.Health.Log}}", container.id).stdout)
+    assert log[-1]["ExitCode"] == 0 and "/ping: 200" in log[-1]["Output"]
+    # In a container started as anything but serve (train, here the check itself) there is no server to ask.
+    assert docker("run", "--rm", image, "sentiment-healthcheck", check=False).returncode == 0
+
+
+def test_two_hundred_slow_clients_do_not_starve_the_containers_ping(start) -> None:
+    container = start("-e", "USE_BUNDLED_MODEL=1", *ONE_WORKER)
+    container.wait_until_ready()
+    with slow_clients(container.url, 200) as held:
+        time.sleep(2.5)
+        answers = [timed_request(f"{container.url}/ping") for _ in range(5)]
+        answers.append(timed_request(f"{container.url}/invocations", b"fine film", {"Content-Type": "text/plain"}))
+        assert len(held) == 200
+    assert all(status == 200 and seconds < 2.0 for status, seconds in answers), answers
 
 
 def test_train_writes_a_model_the_package_loads(trained: Trained) -> None:
@@ -243,11 +264,14 @@ for proc in pathlib.Path("/proc").glob("[0-9]*"):
         continue
     print(proc.name, uid, command)
 """
-    processes = docker("exec", container.id, "python3", "-c", probe).stdout.splitlines()
-    servers = [line.split(maxsplit=2) for line in processes if "bin/serve" in line]
-    assert len(servers) == 3  # gunicorn's arbiter and two workers
-    assert all(uid != "0" for _, uid, _ in servers)
-    assert any(pid == "1" and "tini" in command for pid, _, command in (line.split(maxsplit=2) for line in processes))
+    lines = docker("exec", container.id, "python3", "-c", probe).stdout.splitlines()
+    processes = [fields for fields in (line.split(maxsplit=2) for line in lines) if len(fields) == 3]
+    supervisor = [process for process in processes if process[2].rstrip().endswith("bin/serve")]
+    gunicorn = [process for process in processes if "sentiment.cli.serve --gunicorn-on" in process[2]]
+    nginx = [process for process in processes if process[2].startswith("nginx")]
+    assert len(supervisor) == 1 and len(gunicorn) == 3 and len(nginx) == 2  # arbiter + 2 workers; master + worker
+    assert all(uid != "0" for _, uid, _ in supervisor + gunicorn + nginx)
+    assert any(pid == "1" and "tini" in command for pid, _, command in processes)
 
 
 def test_every_worker_is_ready_once_ping_answers(start) -> None:

@@ -31,6 +31,9 @@ Serving (`serve`):
 |                           |                  | float32); proven on a probe review at load, and an    |
 |                           |                  | impossible bfloat16 stops `serve` with the reason     |
 | SENTIMENT_LOG_REVIEWS     | 0                | 1: log review text (never by default)                 |
+| SENTIMENT_FRONT           | auto             | nginx in front of gunicorn (reads requests whole, with |
+|                           |                  | deadlines): auto (where installed, as in the image),  |
+|                           |                  | nginx (required), none (gunicorn alone on the port)   |
 | SENTIMENT_MAX_RECORDS     | 100000           | most reviews in one request (413 beyond)              |
 | SENTIMENT_MAX_TOKENS      | 2000000          | most words (tokens) in one request (413 beyond)       |
 | SENTIMENT_MAX_EXPLAINED_TOKENS | 20000       | most words one request may have explained (413)       |
@@ -144,6 +147,7 @@ class ServingSettings:
     max_records: int = 100_000
     max_tokens: int = 2_000_000
     max_explained_tokens: int = 20_000
+    front: str = "auto"
 
     @property
     def plain_text_lines(self) -> bool:
@@ -173,6 +177,7 @@ class ServingSettings:
             max_records=_integer(environ, "SENTIMENT_MAX_RECORDS", 100_000, 1, 1_000_000),
             max_tokens=_integer(environ, "SENTIMENT_MAX_TOKENS", 2_000_000, 1, 20_000_000),
             max_explained_tokens=_integer(environ, "SENTIMENT_MAX_EXPLAINED_TOKENS", 20_000, 1, 1_000_000),
+            front=_choice(environ, "SENTIMENT_FRONT", ("auto", "nginx", "none")),
         )
 
 

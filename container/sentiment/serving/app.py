@@ -21,8 +21,8 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, request
@@ -34,6 +34,7 @@ from sentiment.serving.batching import MicroBatcher
 from sentiment.serving.codecs import Result, answer_type, input_fn, output_fn
 from sentiment.serving.errors import BadRequest, PayloadTooLarge, ServingError
 from sentiment.serving.loading import ModelHolder, model_fn, model_source
+from sentiment.serving.memory import release_freed_memory
 from sentiment.serving.metrics import Metrics
 
 log = logging.getLogger("sentiment.serving")
@@ -105,7 +106,8 @@ def _invoke(server: Server) -> Response:
     body = _body(settings.max_payload_bytes)
     # Large bodies are decoded and scored one at a time per worker: each holds its text, tokens and answer
     # (several times the body) in memory until answered, and 16 at once would need gigabytes.
-    with server.large_requests if len(body) > LARGE_BODY_BYTES else nullcontext():
+    large = len(body) > LARGE_BODY_BYTES
+    with server.large_requests if large else nullcontext(), _releasing_memory(large):
         decoded = input_fn(body, request.headers.get("Content-Type"), settings.plain_text_lines)
         del body
         g.reviews = len(decoded.reviews)
@@ -131,6 +133,16 @@ def _invoke(server: Server) -> Response:
         if settings.log_reviews:
             log.info(json.dumps({"event": "reviews", "reviews": decoded.reviews, "scores": [r.score for r in results]}))
         return Response(output_fn(results, decoded, media_type), status=200, mimetype=media_type)
+
+
+@contextmanager
+def _releasing_memory(large: bool) -> Iterator[None]:
+    """After a large request, what it held goes back to the system rather than staying with the worker."""
+    try:
+        yield
+    finally:
+        if large:
+            release_freed_memory()
 
 
 def _check_records(reviews: list[str], explain: bool, settings: ServingSettings) -> None:
