@@ -10,7 +10,8 @@ Standard library and boto3 only; it is deployed alone, without the `sentiment` p
 | `AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME` | boto3's own endpoint URL override, for local runs and tests | AWS's |
 
 The page sends `{"review": "..."}` (application/json) or the review itself (text/plain) and gets
-`{"label", "probability", "top_words": [{"word", "contribution"}, ...]}`; every failure is a JSON
+`{"label", "probability", "top_words": [{"word", "contribution"}, ...]}` (label "unknown", probability
+0.5 and no top words for a review with no word the model knows); every failure is a JSON
 `{"error", "message"}` with its status, never a verdict.
 """
 
@@ -33,7 +34,7 @@ from botocore.exceptions import ConnectionError as BotocoreConnectionError
 DEFAULT_MAX_REVIEW_BYTES = 20_000  # far more than a review typed on the page; the endpoint takes up to 6 MB
 DEFAULT_READ_TIMEOUT_SECONDS = 12.0  # scoring takes milliseconds; two tries must fit API Gateway's 29 s
 TOP_WORDS = 8
-LABELS = ("positive", "negative")
+LABELS = ("positive", "negative", "unknown")  # unknown: no word the model knows (probability 0.5, no top words)
 
 logger = logging.getLogger("sentiment_relay")
 logger.setLevel(logging.INFO)
@@ -309,7 +310,8 @@ def to_verdict(answer: bytes) -> dict[str, Any]:
         if not (isinstance(item, dict) and isinstance(item.get("token"), str) and _is_number(item.get("contribution"))):
             raise BadGateway("the model endpoint answered contributions that are not {token, contribution} pairs")
         totals[item["token"]] = totals.get(item["token"], 0.0) + float(item["contribution"])
-    strongest = sorted(totals.items(), key=lambda pair: abs(pair[1]), reverse=True)[:TOP_WORDS]
+    deciding = [(word, total) for word, total in totals.items() if total != 0.0]  # a word that moved nothing
+    strongest = sorted(deciding, key=lambda pair: abs(pair[1]), reverse=True)[:TOP_WORDS]
     return {
         "label": label,
         "probability": float(score),

@@ -378,9 +378,15 @@ def test_the_real_servers_own_refusals_pass_through(live: None, monkeypatch: pyt
     assert message.startswith("the model refused the review")
 
 
-def test_a_review_without_words_gets_a_verdict_without_top_words(live: None) -> None:
-    status, _, body = call(event(json.dumps({"review": "<br /><br />"})))
-    assert status == 200 and body["label"] in ("positive", "negative") and body["top_words"] == []
+@pytest.mark.parametrize("review", ["<br /><br />", "...", "🌟 ✨ 🌟"])
+def test_a_review_without_a_word_the_model_knows_is_unknown(live: None, review: str) -> None:
+    status, _, body = call(event(json.dumps({"review": review})))
+    assert status == 200 and body == {"label": "unknown", "probability": 0.5, "top_words": []}
+
+
+def test_emoji_are_judged_as_emoticons(live: None) -> None:
+    assert_verdict(*call(event(json.dumps({"review": "🙂🙂"})))[::2], "positive")
+    assert_verdict(*call(event(json.dumps({"review": "😡😡"})))[::2], "negative")
 
 
 def test_one_json_log_line_per_request_without_the_review(live: None, caplog: pytest.LogCaptureFixture) -> None:

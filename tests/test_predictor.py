@@ -39,11 +39,22 @@ def test_one_prediction_per_text_in_order(predictor: Predictor) -> None:
     predictions = predictor.predict(texts)
     assert len(predictions) == len(texts)
     assert all(
-        isinstance(p, Prediction) and p.label in ("positive", "negative") and 0.0 <= p.score <= 1.0 for p in predictions
+        isinstance(p, Prediction) and p.label in ("positive", "negative", "unknown") and 0.0 <= p.score <= 1.0
+        for p in predictions
     )
     assert [p.label for p in predictions[:2]] == ["positive", "negative"]
-    assert all((p.label == "positive") == (p.score >= 0.5) for p in predictions)
+    assert all((p.label == "positive") == (p.score >= 0.5) for p in predictions if p.label != "unknown")
     assert predictions[0].to_json() == {"label": "positive", "score": predictions[0].score}
+
+
+@pytest.mark.parametrize("text", ["...", "<br /><br />", "zqxj vvkw", "日本語のレビュー", "🌟🌟"])
+def test_a_text_without_a_word_the_model_knows_is_unknown(predictor: Predictor, text: str) -> None:
+    (prediction,) = predictor.predict([text])
+    assert prediction == Prediction(label="unknown", score=0.5)
+    assert predictor.predict_proba([text]).tolist() == [0.5]
+    assert set(predictor.explain([text])[0].contributions) <= {0.0}
+    known = predictor.predict([f"{text} superb"])[0]  # one known word and the model decides
+    assert known.label in ("positive", "negative") and known.score != 0.5
 
 
 def test_no_texts_no_predictions(predictor: Predictor) -> None:

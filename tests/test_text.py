@@ -19,6 +19,7 @@ from sentiment.text import (
     seed_tokenize,
     sentences,
     tokenize,
+    tokenize_v1,
     tokenizer_from_settings,
     tokenizer_settings,
 )
@@ -131,6 +132,31 @@ def test_tokenizers_are_registered_by_name() -> None:
     assert set(TOKENIZERS) == {"default", "seed"}
     with pytest.raises(ValueError, match="unknown tokenizer 'bert'"):
         get_tokenizer("bert")
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        ("🙂🙂", [":)", ":)"]),
+        ("Loved it 😍!", ["loved", "it", ":)", "!"]),
+        ("meh 🙄👎", ["meh", ":(", ":("]),
+        ("ok👍🏽", ["ok", ":)"]),  # a skin-tone modifier is no token
+        ("I ❤️ it", ["i", ":)", "it"]),  # nor the variation selector after the heart
+        ("lol 😂", ["lol", ":d"]),
+        ("scary 😱 🌟", ["scary"]),  # faces and symbols without a clear sentiment are no tokens
+    ],
+)
+def test_emoji_are_read_as_the_emoticons_they_stand_for(text: str, tokens: list[str]) -> None:
+    assert tokenize(text) == tokens
+    assert tokenize_v1(text) == [token for token in tokens if token[0].isalnum() or token == "!"]
+
+
+def test_models_of_tokenizer_version_1_keep_its_tokens() -> None:
+    assert tokenizer_from_settings({"name": "default", "version": 1}) is tokenize_v1
+    assert tokenizer_from_settings({"name": "seed", "version": 1}) is seed_tokenize
+    assert tokenizer_from_settings({"name": "default", "version": TOKENIZER_VERSION}) is tokenize
+    with pytest.raises(ValueError, match="retrain the model"):
+        tokenizer_from_settings({"name": "default", "version": 0})
 
 
 def test_tokenizer_settings_name_the_tokenizer_and_its_version() -> None:

@@ -258,6 +258,7 @@ def test_the_model_server_down_is_an_error_not_a_verdict(page: Page, tmp_path: P
         (200, "application/json", '{"label": "positive", "probability": 1.7, "top_words": []}', "not a verdict"),
         (200, "application/json", '{"label": "positive", "probability": "0.9", "top_words": []}', "not a verdict"),
         (200, "application/json", '{"label": "negative", "probability": 0.9, "top_words": []}', "not a verdict"),
+        (200, "application/json", '{"label": "unknown", "probability": 0.9, "top_words": []}', "not a verdict"),
         (200, "application/json", '{"label": "positive", "probability": 0.9, "top_words": "superb"}', "not a verdict"),
         (200, "application/json", '{"label": "positive", "probability": 0.9, "top_words": [{"word": 1}]}', "not"),
         # The endpoint's own shape (score, contributions) is not the relay's: the page must not guess.
@@ -281,6 +282,21 @@ def test_no_answer_at_all_is_an_error(page: Page, stack: Stack) -> None:
     page.goto(stack.url)
     judge(page, POSITIVE)
     expect_error(page, "Could not reach the sentiment service")
+
+
+def test_a_review_of_no_known_words_is_shown_as_no_verdict(page: Page, stack: Stack) -> None:
+    page.goto(stack.url)
+    judge(page, "🌟🌟 ...")
+    expect_verdict(page, "Can't tell")
+    expect(page.locator("#probability")).to_contain_text("None of these words is one the model learned")
+    expect(page.locator("#highlighted")).to_have_text("🌟🌟 ...")
+    assert page.locator("#highlighted mark").count() == 0 and page.locator("#top-words li").count() == 0
+
+
+def test_emoji_get_a_verdict(page: Page, stack: Stack) -> None:
+    page.goto(stack.url)
+    judge(page, "😍😍")
+    expect_verdict(page, "POSITIVE")
 
 
 @pytest.mark.parametrize(

@@ -85,10 +85,11 @@
   function validVerdict(data) {
     if (!data || typeof data !== "object" || Array.isArray(data)) return null;
     const { label, probability, top_words: words } = data;
-    if (label !== "positive" && label !== "negative") return null;
+    if (label !== "positive" && label !== "negative" && label !== "unknown") return null;
     if (typeof probability !== "number" || !Number.isFinite(probability) || probability < 0 || probability > 1) return null;
-    // The model says positive exactly when P(positive) >= 0.5; an answer that contradicts itself is not shown.
-    if ((label === "positive") !== (probability >= 0.5)) return null;
+    // The model says positive exactly when P(positive) >= 0.5, and "unknown" (no word it knows) with 0.5:
+    // an answer that contradicts itself is not shown.
+    if (label === "unknown" ? probability !== 0.5 : (label === "positive") !== (probability >= 0.5)) return null;
     if (!Array.isArray(words)) return null;
     for (const item of words) {
       if (!item || typeof item.word !== "string" || typeof item.contribution !== "number" || !Number.isFinite(item.contribution)) {
@@ -157,6 +158,15 @@
     clearError();
     const heading = $("verdict");
     const { label, probability } = verdict;
+    if (label === "unknown") {
+      heading.textContent = "Can't tell";
+      heading.className = "verdict unknown";
+      $("probability").textContent = "None of these words is one the model learned from movie reviews, " +
+        "so it gives no verdict. Try a sentence about the film.";
+      renderHighlighted(review, []);
+      result.hidden = false;
+      return;
+    }
     const uncertain = probability > UNCERTAIN[0] && probability < UNCERTAIN[1];
     heading.textContent = uncertain ? "Uncertain — leaning " + label : label.toUpperCase();
     heading.className = "verdict " + (uncertain ? "uncertain" : label);

@@ -23,6 +23,8 @@ from sentiment.text import tokenizer_from_settings
 from sentiment.vocabulary import EncodedBatch, Truncation, Vocabulary, encode_batch
 
 LABELS = ("negative", "positive")
+UNKNOWN = "unknown"  # the label of a text with no word the model knows: no evidence either way
+THRESHOLD = 0.5  # a text is positive when its probability of positive is at least this
 Precision = Literal["float32", "bfloat16"]
 INFERENCE_TOKENS_PER_BATCH = 32_768  # LSTM batches are cut by tokens, not reviews: long reviews come in fewer
 ENCODED_REVIEWS_AT_ONCE = 4_096  # reviews encoded together (4,096 x 400 ids: 6.5 MB)
@@ -38,9 +40,13 @@ class PrecisionError(SentimentError):
 
 @dataclass(frozen=True)
 class Prediction:
-    """One review's verdict: `label` ("positive"/"negative") and `score`, the probability of positive."""
+    """One review's verdict: `label` and `score`, the probability of positive.
 
-    label: Literal["positive", "negative"]
+    `label` is "positive" or "negative", or "unknown" (score 0.5) for a text with no word in the model's
+    vocabulary: emoji-free symbols, another language, gibberish. Its logit would be the models' biases alone.
+    """
+
+    label: Literal["positive", "negative", "unknown"]
     score: float
 
     def to_json(self) -> dict[str, Any]:
@@ -191,15 +197,31 @@ class Predictor:
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """A `Prediction` per text, in order."""
-        return [Prediction(label=LABELS[int(score >= 0.5)], score=float(score)) for score in self.predict_proba(texts)]
+        token_lists = [self.tokenize(text) for text in texts]
+        return self.verdicts(token_lists, self.probabilities_of_tokens(token_lists))
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """The probability that each text is positive."""
+        """The probability that each text is positive (0.5 for a text with no word the model knows)."""
         return self.probabilities_of_tokens([self.tokenize(text) for text in texts])
 
     def probabilities_of_tokens(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
         """The probability that each tokenized text is positive (tokens from `self.tokenize`)."""
-        return 1.0 / (1.0 + np.exp(-self.logits_of_tokens(token_lists)))
+        probabilities = 1.0 / (1.0 + np.exp(-self.logits_of_tokens(token_lists)))
+        probabilities[~self.knows_a_word(token_lists)] = THRESHOLD
+        return probabilities
+
+    def verdicts(self, token_lists: Sequence[Sequence[str]], scores: np.ndarray) -> list[Prediction]:
+        """The verdict on each tokenized text from its score (`probabilities_of_tokens`): labels are made here only."""
+        known = self.knows_a_word(token_lists)
+        return [
+            Prediction(label=LABELS[int(score >= THRESHOLD)] if knows else UNKNOWN, score=float(score))
+            for score, knows in zip(scores, known, strict=True)
+        ]
+
+    def knows_a_word(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
+        """Whether each tokenized text holds at least one word of the model's vocabulary."""
+        index = self.vocabulary.index
+        return np.array([any(token in index for token in tokens) for tokens in token_lists], dtype=bool)
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         token_lists = [self.tokenize(text) for text in texts]
@@ -217,6 +239,8 @@ class Predictor:
         return [self.explain_tokens(self.tokenize(text)) for text in texts]
 
     def explain_tokens(self, tokens: Sequence[str]) -> Explanation:
+        if not self.knows_a_word([tokens])[0]:  # an "unknown" verdict: no word decided anything
+            return Explanation(tokens=tuple(tokens), contributions=(0.0,) * len(tokens))
         lstm_weight, linear_weight = 1.0, 1.0
         if self.ensemble is not None:
             lstm_weights, linear_weights, _ = self.ensemble.weights(np.array([len(tokens)]))

@@ -15,7 +15,21 @@ from typing import Any
 
 # Bump when `tokenize` changes its output for any input: vocabularies record the version they were
 # built with, so a model is never fed tokens its vocabulary was not made from.
-TOKENIZER_VERSION = 1
+#   1: the first.
+#   2: emoji read as the emoticons they stand for (EMOJI_EMOTICONS); models of version 1 keep version 1.
+TOKENIZER_VERSION = 2
+
+# Emoji carry sentiment in short reviews as emoticons do, and IMDb's reviews (2011) hold emoticons, not emoji:
+# each emoji below is read as the emoticon a reviewer would have typed, which the models have learned.
+# Faces without a clear sentiment (neutral, surprise, fear) and symbols such as stars are left out.
+EMOJI_EMOTICONS = {
+    ":)": "🙂😀😃😄😁😊☺😇🥰😍🤩😎😌😻🥳👍👏🙌💯❤♥💕💖💗💓💞💘",
+    ":d": "😂🤣😆",
+    ";)": "😉😜",
+    ":p": "😛😝",
+    ":(": "🙁☹😞😟😔😕😢😭😠😡🤬😤😒🙄😩😫🥱😴😖😣👎💩🤮🤢💔",
+}
+_EMOJI_TABLE = {ord(emoji): f" {emoticon} " for emoticon, emojis in EMOJI_EMOTICONS.items() for emoji in emojis}
 
 # An HTML tag starts with a letter (or "/" and a letter), so "<3", "a < b" and "<<<" stay text.
 _HTML_TAG = re.compile(r"<!--.*?-->|<\s*/?\s*[a-zA-Z][^<>]*>", re.DOTALL)
@@ -41,7 +55,17 @@ _TOKEN = re.compile(
 
 
 def tokenize(text: str) -> list[str]:
-    """Split a review into lowercase tokens: HTML removed, negations, "!", "?" and numbers kept."""
+    """Split a review into lowercase tokens: HTML removed, negations, "!", "?", numbers and emoticons kept
+    (emoji read as emoticons)."""
+    return _tokenize(text, emoji=True)
+
+
+def tokenize_v1(text: str) -> list[str]:
+    """`tokenize` as version 1 was, emoji dropped: for the models built with it."""
+    return _tokenize(text, emoji=False)
+
+
+def _tokenize(text: str, emoji: bool) -> list[str]:
     if "<" in text:
         text = _HTML_TAG.sub(" ", text)
     if "&" in text:
@@ -54,6 +78,8 @@ def tokenize(text: str) -> list[str]:
                 text = text.replace(apostrophe, "'")
         # NFKC folds full-width letters, ligatures and composed accents to one spelling.
         text = unicodedata.normalize("NFKC", text)
+        if emoji:
+            text = text.translate(_EMOJI_TABLE)
     text = text.lower()
     if "n't" in text:
         text = text.replace("n't", " n't")
@@ -133,14 +159,21 @@ def tokenizer_settings(name: str) -> dict[str, Any]:
     return {"name": name, "version": TOKENIZER_VERSION}
 
 
+# Earlier versions this code still reproduces exactly, by name (the seed tokenizer never kept emoji).
+_EARLIER_VERSIONS: dict[tuple[str, int], Tokenizer] = {("default", 1): tokenize_v1, ("seed", 1): seed_tokenize}
+
+
 def tokenizer_from_settings(settings: dict[str, Any]) -> Tokenizer:
     """The tokenizer `settings` (from `tokenizer_settings`) name, if this code still produces its tokens."""
-    if settings.get("version") != TOKENIZER_VERSION:
-        raise ValueError(
-            f"the vocabulary was built with tokenizer version {settings.get('version')!r}, "
-            f"this code has version {TOKENIZER_VERSION}: retrain the model"
-        )
-    return get_tokenizer(str(settings.get("name")))
+    name, version = str(settings.get("name")), settings.get("version")
+    if version == TOKENIZER_VERSION:
+        return get_tokenizer(name)
+    if isinstance(version, int) and (name, version) in _EARLIER_VERSIONS:
+        return _EARLIER_VERSIONS[(name, version)]
+    raise ValueError(
+        f"the vocabulary was built with tokenizer version {version!r}, "
+        f"this code has version {TOKENIZER_VERSION}: retrain the model"
+    )
 
 
 def get_tokenizer(name: str) -> Tokenizer:

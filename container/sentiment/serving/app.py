@@ -29,7 +29,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from sentiment.contract import ServingSettings
-from sentiment.predictor import LABELS, Predictor
+from sentiment.predictor import LABELS, UNKNOWN, Predictor
 from sentiment.serving.batching import MicroBatcher
 from sentiment.serving.codecs import Result, answer_type, input_fn, output_fn
 from sentiment.serving.errors import BadRequest, PayloadTooLarge, ServingError
@@ -122,13 +122,13 @@ def _invoke(server: Server) -> Response:
         explanations = [predictor.explain_tokens(tokens) for tokens in token_lists] if explain else None
         results = [
             Result(
-                label=LABELS[int(score >= 0.5)],
-                score=float(score),
+                label=verdict.label,
+                score=verdict.score,
                 contributions=explanations[number].to_json() if explanations is not None else None,
             )
-            for number, score in enumerate(scores)
+            for number, verdict in enumerate(predictor.verdicts(token_lists, scores))
         ]
-        for label in LABELS:
+        for label in (*LABELS, UNKNOWN):
             server.metrics.predictions.labels(label=label).inc(sum(result.label == label for result in results))
         if settings.log_reviews:
             log.info(json.dumps({"event": "reviews", "reviews": decoded.reviews, "scores": [r.score for r in results]}))
