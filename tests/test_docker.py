@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -336,22 +337,40 @@ def test_sigterm_stops_train_at_once(image: str, tmp_path: Path) -> None:
     assert seconds < 10 and status == 143  # SIGTERM reached the job through tini (a kill would give 137)
 
 
-def test_a_batch_transform_run_of_the_image_answers_every_text_line(image: str, tmp_path: Path) -> None:
-    """As Batch Transform runs the image: its variables set (serve_local.sh --batch), then a text/plain file
-    of 200 lines split by line into MultiRecord requests (batch_local.sh): 200 answers, in order."""
+@contextmanager
+def serve_local(image: str, tmp_path: Path, *options: str, **environment: str) -> Iterator[Container]:
+    """local_test/serve_local.sh IMAGE OPTIONS... on a free port, ready; stopped with `docker stop` afterwards,
+    which must leave no container behind (the script runs it with --rm)."""
     port = free_port()
     name = f"sentiment-test-{uuid.uuid4().hex[:8]}"
     log = (tmp_path / "serve_local.log").open("w")
     process = subprocess.Popen(
-        ["bash", str(LOCAL_TEST / "serve_local.sh"), image, "--bundled", "--batch", "--name", name, *ONE_WORKER],
-        env={**os.environ, "PORT": str(port)},
+        ["bash", str(LOCAL_TEST / "serve_local.sh"), image, *options, "--name", name, *ONE_WORKER],
+        env={**os.environ, "PORT": str(port), **environment},
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    url = f"http://127.0.0.1:{port}"
     try:
-        container = Container(name, url, time.monotonic())
+        container = Container(name, f"http://127.0.0.1:{port}", time.monotonic())
         container.wait_until_ready()
+        yield container
+    finally:
+        docker("stop", "--time", "20", name, check=False, timeout=60)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+        left = docker("ps", "-a", "-q", "--filter", f"name={name}").stdout.strip()
+        docker("rm", "--force", name, check=False)
+    assert left == ""
+
+
+def test_a_batch_transform_run_of_the_image_answers_every_text_line(image: str, tmp_path: Path) -> None:
+    """As Batch Transform runs the image: its variables set (serve_local.sh --batch), then a text/plain file
+    of 200 lines split by line into MultiRecord requests (batch_local.sh): 200 answers, in order."""
+    with serve_local(image, tmp_path, "--bundled", "--batch") as container:
+        url = container.url
         reviews = [
             f"Review {n}: " + ("a superb, moving film, I loved it" if n % 3 else "an awful, boring mess, I hated it")
             for n in range(200)
@@ -377,32 +396,12 @@ def test_a_batch_transform_run_of_the_image_answers_every_text_line(image: str, 
         assert [json.loads(line)["label"] for line in output.splitlines()] == [
             "positive" if n % 3 else "negative" for n in range(200)
         ]
-    finally:
-        docker("stop", "--time", "20", name, check=False, timeout=60)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-        docker("rm", "--force", name, check=False)
 
 
 def test_serve_local_serves_the_trained_model_and_the_scripts_talk_to_it(trained: Trained, tmp_path: Path) -> None:
     assert trained.result.returncode == 0, trained.result.stderr
-    port = free_port()
-    name = f"sentiment-test-{uuid.uuid4().hex[:8]}"
-    log = (tmp_path / "serve_local.log").open("w")
-    process = subprocess.Popen(
-        ["bash", str(LOCAL_TEST / "serve_local.sh"), IMAGE, "--name", name, *ONE_WORKER],
-        env={**os.environ, "TEST_DIR": str(trained.test_dir), "PORT": str(port)},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        container = Container(name, url, time.monotonic())
-        container.wait_until_ready()
-        env = {**os.environ, "SERVE_URL": url}
+    with serve_local(IMAGE, tmp_path, TEST_DIR=str(trained.test_dir)) as container:
+        env = {**os.environ, "SERVE_URL": container.url}
         predict = subprocess.run(
             ["bash", str(LOCAL_TEST / "predict.sh"), str(PAYLOADS / "review.txt")],
             capture_output=True,
@@ -432,13 +431,3 @@ def test_serve_local_serves_the_trained_model_and_the_scripts_talk_to_it(trained
         )
         assert whole[0] == 200
         assert_same_verdicts(output, whole[1])
-    finally:
-        docker("stop", "--time", "20", name, check=False, timeout=60)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-        left = docker("ps", "-a", "-q", "--filter", f"name={name}").stdout.strip()
-        docker("rm", "--force", name, check=False)
-    assert left == ""  # serve_local.sh runs it with --rm

@@ -13,7 +13,9 @@ import pytest
 
 import sentiment.predictor
 from sentiment.artifacts import save_model
-from sentiment.predictor import EnsembleWeights, PrecisionError, Prediction, Predictor, native_bfloat16
+from sentiment.models.ensemble import EnsembleWeights
+from sentiment.models.lstm import lstm_contributions
+from sentiment.predictor import Explanation, PrecisionError, Prediction, Predictor, native_bfloat16
 from tests.test_training import made_up
 
 
@@ -157,3 +159,33 @@ def test_ensemble_weights_without_short_weights_are_one_set_for_every_length() -
     weights = EnsembleWeights(lstm=1.0, linear=2.0, bias=0.5)  # a model saved before short-text weights
     logits = weights.combine(np.array([1.0, -1.0]), np.array([0.5, 0.5]), np.array([3, 300]))
     assert logits.tolist() == [2.5, 0.5]
+
+
+def test_the_ensemble_explains_with_its_own_weights(small_ensemble: Predictor) -> None:
+    (explanation,) = small_ensemble.explain(["A superb, moving film. I loved it, not awful at all!"])
+    assert explanation.tokens == tuple(small_ensemble.tokenize("A superb, moving film. I loved it, not awful at all!"))
+    tokens = list(explanation.tokens)
+    weights = small_ensemble.ensemble
+    assert weights is not None and small_ensemble.lstm is not None and small_ensemble.linear is not None
+    linear = small_ensemble.linear
+    lstm_weight, linear_weight, _ = weights.weights(np.array([len(tokens)]))  # this text's length decides
+    assert weights.short_lstm is not None and lstm_weight[0] != weights.lstm  # a short text: blended weights
+    assert linear.negation_window > 0  # "not awful at all": a negation scope, explained with its own features
+    expected = linear_weight[0] * linear.contributions(small_ensemble.vocabulary, tokens) + lstm_weight[
+        0
+    ] * lstm_contributions(small_ensemble.lstm, small_ensemble.vocabulary, tokens, 500, "head_tail")
+    assert np.allclose(explanation.contributions, expected, atol=1e-6)
+    top = dict(explanation.top(3))
+    assert {"superb", "loved"} & set(top) and all(top[word] > 0 for word in {"superb", "loved"} & set(top))
+
+
+def test_explanations_of_nothing_are_empty(small_ensemble: Predictor) -> None:
+    assert small_ensemble.explain([]) == []
+    (empty,) = small_ensemble.explain([""])
+    assert empty.tokens == () and empty.top(5) == [] and empty.to_json() == []
+
+
+def test_top_merges_repeated_tokens_and_ranks_by_strength() -> None:
+    explanation = Explanation(tokens=("good", "plot", "good", "bad", "the"), contributions=(0.5, 0.1, 0.5, -2.0, 0.0))
+    assert explanation.top(5) == [("bad", -2.0), ("good", 1.0), ("plot", 0.1)]
+    assert explanation.to_json()[0] == {"token": "good", "contribution": 0.5}

@@ -12,6 +12,8 @@ import torch
 from sentiment.checkpoints import CheckpointStore
 from sentiment.data.table import ReviewTable
 from sentiment.hyperparameters import parse_hyperparameters
+from sentiment.models.linear import LinearSettings
+from sentiment.models.lstm import LSTMSettings
 from sentiment.text import tokenizer_settings
 from sentiment.training import CROP_WORDS, fit, learning_rate_at, length_batches, sentence_crops, train_linear
 from sentiment.vocabulary import Vocabulary
@@ -130,11 +132,11 @@ def test_length_batches_cover_every_row_once_with_similar_lengths() -> None:
 
 
 def test_one_cycle_warms_up_then_decays_to_zero() -> None:
-    hp = parse_hyperparameters(["--learning_rate", "0.01"])
-    rates = [learning_rate_at(step, 100, hp) for step in range(100)]
+    settings = LSTMSettings(learning_rate=0.01)
+    rates = [learning_rate_at(step, 100, settings) for step in range(100)]
     assert rates[0] == pytest.approx(0.001) and max(rates) == pytest.approx(0.01)
     assert rates.index(max(rates)) == 9 and rates[-1] < 1e-4
-    constant = parse_hyperparameters(["--schedule", "constant", "--learning_rate", "0.01"])
+    constant = LSTMSettings(schedule="constant", learning_rate=0.01)
     assert {learning_rate_at(step, 100, constant) for step in range(100)} == {0.01}
 
 
@@ -192,8 +194,9 @@ def test_negation_scopes_let_a_unigram_model_tell_not_bad_from_bad() -> None:
     vocabulary = Vocabulary.build(token_lists, tokenizer_settings("default"), max_size=10, min_count=1)
     accuracies = {}
     for window in (0, 2):
-        hp = parse_hyperparameters(["--ngram_max", "1", "--ngram_min_count", "1", "--negation_window", str(window)])
-        linear = train_linear(hp, vocabulary, token_lists, labels, CheckpointStore(None, job=""), lambda line: None)
+        settings = LinearSettings(ngram_max=1, ngram_min_count=1, negation_window=window)
+        store = CheckpointStore(None, job="")
+        linear = train_linear(settings, 0, vocabulary, token_lists, labels, store, lambda line: None)
         assert linear.negation_window == window
         accuracies[window] = float(((linear.logits(vocabulary, token_lists) > 0) == labels).mean())
     assert accuracies == {0: 0.5, 2: 1.0}

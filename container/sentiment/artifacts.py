@@ -19,7 +19,6 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors
@@ -27,8 +26,10 @@ from safetensors.torch import save as save_tensors
 
 from sentiment.errors import SentimentError
 from sentiment.files import atomic_writer, write_json_atomic
-from sentiment.model import LSTMClassifier, LSTMConfig
-from sentiment.predictor import Encoding, EnsembleWeights, LinearScorer, Predictor
+from sentiment.models.ensemble import ensemble_document, load_ensemble
+from sentiment.models.linear import linear_parts, load_linear
+from sentiment.models.lstm import load_lstm, lstm_tensors
+from sentiment.predictor import Encoding, Predictor
 from sentiment.vocabulary import Vocabulary, VocabularyError
 
 MODEL_FORMAT = "sentiment-model"
@@ -50,12 +51,12 @@ def save_model(predictor: Predictor, directory: Path, half: bool = False, extra:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
+    linear: dict[str, Any] | None = None
     if predictor.lstm is not None:
-        for name, value in predictor.lstm.state_dict().items():
-            tensors[f"lstm.{name}"] = value.detach().cpu().contiguous()
+        tensors.update(lstm_tensors(predictor.lstm))
     if predictor.linear is not None:
-        tensors["linear.keys"] = torch.from_numpy(predictor.linear.keys)
-        tensors["linear.coefficients"] = torch.from_numpy(predictor.linear.coefficients)
+        linear_weights, linear = linear_parts(predictor.linear)
+        tensors.update(linear_weights)
     if half:
         tensors = {name: t.half() if t.is_floating_point() else t for name, t in tensors.items()}
     files = {
@@ -72,16 +73,8 @@ def save_model(predictor: Predictor, directory: Path, half: bool = False, extra:
         "tokenizer": predictor.tokenizer_settings,
         "encoding": {"max_length": predictor.encoding.max_length, "truncation": predictor.encoding.truncation},
         "lstm": predictor.lstm.config.to_json() if predictor.lstm is not None else None,
-        "linear": (
-            {
-                "bias": predictor.linear.bias,
-                "max_n": predictor.linear.max_n,
-                "negation_window": predictor.linear.negation_window,
-            }
-            if predictor.linear is not None
-            else None
-        ),
-        "ensemble": vars(predictor.ensemble) if predictor.ensemble is not None else None,
+        "linear": linear,
+        "ensemble": ensemble_document(predictor.ensemble) if predictor.ensemble is not None else None,
         "weights_dtype": "float16" if half else "float32",
         "files": {name: _sha256(data) for name, data in files.items()},
         **(extra or {}),
@@ -139,9 +132,9 @@ def predictor_from_files(files: dict[str, bytes], source: str) -> Predictor:
             manifest["tokenizer"],
             vocabulary,
             Encoding(**manifest["encoding"]),
-            lstm=_lstm(manifest, tensors, len(vocabulary)),
-            linear=_linear(manifest, tensors),
-            ensemble=_ensemble(manifest["ensemble"]) if manifest.get("ensemble") else None,
+            lstm=load_lstm(manifest["lstm"], tensors, len(vocabulary)) if manifest.get("lstm") else None,
+            linear=load_linear(manifest["linear"], tensors, manifest["version"]) if manifest.get("linear") else None,
+            ensemble=load_ensemble(manifest["ensemble"]) if manifest.get("ensemble") else None,
             version=_sha256(files[MANIFEST])[:12],
         )
     except (KeyError, TypeError, ValueError, RuntimeError, VocabularyError) as error:
@@ -164,56 +157,6 @@ def _manifest(files: dict[str, bytes], source: str) -> dict[str, Any]:
     if not isinstance(manifest.get("files"), dict) or set(manifest["files"]) != {WEIGHTS, VOCABULARY}:
         raise ArtifactError(f"{source}: {MANIFEST} must list the checksums of {WEIGHTS} and {VOCABULARY}")
     return manifest
-
-
-def _ensemble(document: dict[str, Any]) -> EnsembleWeights:
-    if "short_below" in document:  # JSON has no tuples
-        bounds = document["short_below"]
-        if not (
-            isinstance(bounds, list)
-            and len(bounds) == 2
-            and all(isinstance(bound, int) for bound in bounds)
-            and 0 <= bounds[0] < bounds[1]
-        ):
-            raise ValueError(f"ensemble short_below must be two token counts, low < high, not {bounds!r}")
-        document = {**document, "short_below": tuple(bounds)}
-    return EnsembleWeights(**document)
-
-
-def _lstm(manifest: dict[str, Any], tensors: dict[str, torch.Tensor], vocabulary_size: int) -> LSTMClassifier | None:
-    if manifest.get("lstm") is None:
-        return None
-    config = LSTMConfig(**manifest["lstm"])
-    if config.vocab_size != vocabulary_size:
-        raise ValueError(f"the LSTM has {config.vocab_size} embeddings for {vocabulary_size} vocabulary entries")
-    model = LSTMClassifier(config)
-    weights = {name.removeprefix("lstm."): value for name, value in tensors.items() if name.startswith("lstm.")}
-    model.load_state_dict(weights, strict=True)
-    return model.eval()
-
-
-def _linear(manifest: dict[str, Any], tensors: dict[str, torch.Tensor]) -> LinearScorer | None:
-    if manifest.get("linear") is None:
-        return None
-    keys = tensors["linear.keys"].numpy()
-    coefficients = tensors["linear.coefficients"].numpy().astype(np.float32)
-    if keys.dtype != np.int64 or keys.shape != coefficients.shape or np.any(np.diff(keys) <= 0):
-        raise ValueError("the linear model's keys must be sorted int64, one per coefficient")
-    return LinearScorer(
-        keys=keys,
-        coefficients=coefficients,
-        bias=float(manifest["linear"]["bias"]),
-        max_n=int(manifest["linear"]["max_n"]),
-        negation_window=_negation_window(manifest),
-    )
-
-
-def _negation_window(manifest: dict[str, Any]) -> int:
-    """The linear model's negation window: 0 in models before format 3, which had none."""
-    window = manifest["linear"].get("negation_window", 0) if manifest["version"] >= 3 else 0
-    if isinstance(window, bool) or not isinstance(window, int) or not 0 <= window <= 50:
-        raise ValueError(f"the linear model's negation_window must be a whole number from 0 to 50, not {window!r}")
-    return window
 
 
 def _read_tarball(path: Path) -> dict[str, bytes]:

@@ -1,9 +1,13 @@
-"""Training hyperparameters: one typed dataclass, presets, and one parser for flags and SageMaker.
+"""Training hyperparameters: the run's own settings and each model family's, one parser for flags and SageMaker.
 
 SageMaker stores hyperparameters as strings (`{"epochs": "10"}`) and its training toolkit passes them
 to the program as flags (`--epochs 10`); people pass the same flags by hand. Both go through
 `parse_hyperparameters`, so "10", 10 and `--epochs 10` mean the same, and an unknown name or a bad
 value is refused with a message that says which and why, before any work starts.
+
+The names are one flat namespace, as SageMaker's are; each belongs to the run (`Hyperparameters`'
+own fields) or to one family's settings, declared with its default and limits in that family's
+module (`sentiment.models`): `--hidden_dim` is `hp.lstm.hidden_dim`, `--l2` is `hp.linear.l2`.
 """
 
 from __future__ import annotations
@@ -16,6 +20,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args, get_origin
 
+from sentiment.models import FAMILIES
+from sentiment.models.ensemble import EnsembleSettings
+from sentiment.models.linear import LinearSettings
+from sentiment.models.lstm import LSTMSettings
+from sentiment.settings import setting
+
 ModelFamily = Literal["lstm", "linear", "ensemble"]
 Preset = Literal["default", "reference"]
 
@@ -24,105 +34,49 @@ class HyperparameterError(ValueError):
     """A hyperparameter that is unknown or has a value it cannot take."""
 
 
-def _doc(text: str, **metadata: Any) -> dict[str, Any]:
-    return {"help": text, **metadata}
-
-
 @dataclass(frozen=True)
 class Hyperparameters:
     """Everything a training run can be told. Defaults are the README's best configuration."""
 
-    model: ModelFamily = field(
-        default="ensemble", metadata=_doc("lstm, linear, or ensemble (both, weights fit on validation)")
-    )
-    preset: Preset = field(
-        default="default", metadata=_doc("reference: the tutorial's LSTM; its settings override the defaults below")
-    )
-    seed: int = field(
-        default=1, metadata=_doc("seeds weights, shuffling and dropout: the same seed gives the same model")
-    )
-    validation_fraction: float = field(
-        default=0.1, metadata=_doc("share of train held out when no validation channel is given", low=0.01, high=0.5)
+    model: ModelFamily = setting("ensemble", "lstm, linear, or ensemble (both, weights fit on validation)")
+    preset: Preset = setting("default", "reference: the tutorial's LSTM; its settings override the defaults below")
+    seed: int = setting(1, "seeds weights, shuffling and dropout: the same seed gives the same model")
+    validation_fraction: float = setting(
+        0.1, "share of train held out when no validation channel is given", low=0.01, high=0.5
     )
 
-    # Text to ids.
-    tokenizer: Literal["default", "seed"] = field(
-        default="default", metadata=_doc("default, or seed (the tutorial's stemmed tokens)")
-    )
-    vocab_size: int = field(
-        default=40_000, metadata=_doc("words kept, with ids 0 (padding) and 1 (unknown)", low=10, high=500_000)
-    )
-    min_count: int = field(default=2, metadata=_doc("a word must occur this often in train to get an id", low=1))
-    max_length: int = field(default=400, metadata=_doc("tokens kept per review", low=8))
-    truncation: Literal["head", "tail", "head_tail"] = field(
-        default="head_tail", metadata=_doc("which tokens a long review keeps")
-    )
+    # Text to ids, shared by the families.
+    tokenizer: Literal["default", "seed"] = setting("default", "default, or seed (the tutorial's stemmed tokens)")
+    vocab_size: int = setting(40_000, "words kept, with ids 0 (padding) and 1 (unknown)", low=10, high=500_000)
+    min_count: int = setting(2, "a word must occur this often in train to get an id", low=1)
+    max_length: int = setting(400, "tokens kept per review", low=8)
+    truncation: Literal["head", "tail", "head_tail"] = setting("head_tail", "which tokens a long review keeps")
+    device: Literal["auto", "cpu", "cuda"] = setting("auto", "auto: CUDA (mixed precision) when present")
 
-    # The LSTM.
-    embedding_dim: int = field(default=128, metadata=_doc("word vector size", low=4, high=1024))
-    hidden_dim: int = field(default=128, metadata=_doc("LSTM state size per direction", low=4, high=2048))
-    layers: int = field(default=1, metadata=_doc("stacked LSTM layers", low=1, high=4))
-    bidirectional: bool = field(default=True, metadata=_doc("read reviews in both directions"))
-    pooling: Literal["max_mean", "last"] = field(
-        default="max_mean", metadata=_doc("max_mean: pool over every real step; last: the last real step (tutorial)")
-    )
-    dropout: float = field(default=0.4, metadata=_doc("dropout before the classifier", low=0.0, high=0.9))
-    embedding_dropout: float = field(
-        default=0.2, metadata=_doc("dropout of whole word-vector dimensions", low=0.0, high=0.9)
-    )
-    word_dropout: float = field(
-        default=0.0, metadata=_doc("share of words replaced by the unknown word while training", low=0.0, high=0.5)
-    )
-    pretrained_vectors: bool = field(
-        default=True, metadata=_doc("start word vectors from PPMI-SVD vectors of train + unlabeled reviews")
-    )
+    # Each family's own settings (defaults and limits in its module).
+    lstm: LSTMSettings = field(default_factory=LSTMSettings)
+    linear: LinearSettings = field(default_factory=LinearSettings)
+    ensemble: EnsembleSettings = field(default_factory=EnsembleSettings)
 
-    # Optimisation.
-    batch_size: int = field(default=64, metadata=_doc("reviews per step", low=1, high=8192))
-    epochs: int = field(default=6, metadata=_doc("passes over train at most", low=1, high=200))
-    learning_rate: float = field(default=2e-3, metadata=_doc("peak learning rate", low=1e-6, high=1.0))
-    weight_decay: float = field(default=0.0, metadata=_doc("AdamW weight decay", low=0.0, high=1.0))
-    schedule: Literal["one_cycle", "constant"] = field(default="one_cycle", metadata=_doc("learning-rate schedule"))
-    grad_clip: float = field(default=1.0, metadata=_doc("clip the gradient norm to this (0: no clipping)", low=0.0))
-    patience: int = field(
-        default=2, metadata=_doc("stop after this many epochs without a better validation accuracy (0: never)", low=0)
-    )
-    shuffle_each_epoch: bool = field(
-        default=True, metadata=_doc("reshuffle every epoch (false: one shuffle, as the tutorial)")
-    )
+    def flat(self) -> dict[str, Any]:
+        """Every setting under its SageMaker name, in `SETTINGS` order (as the model card records them)."""
+        return {name: getattr(self if group is None else getattr(self, group), name) for name, group, _ in SETTINGS}
 
-    # The linear model.
-    ngram_max: int = field(default=3, metadata=_doc("longest word n-gram of the linear model", low=1, high=5))
-    ngram_min_count: int = field(default=2, metadata=_doc("an n-gram must occur this often in train", low=1))
-    l2: float = field(default=1e-4, metadata=_doc("L2 penalty of the linear model", low=0.0, high=10.0))
-    # Off by default: on the validation split it lifts the linear model alone (91.28 -> 91.52 % with 5) but
-    # not the ensemble (92.20 -> 92.16 % of reviews, 75.12 -> 74.89 % of sentences; neither significant).
-    negation_window: int = field(
-        default=0,
-        metadata=_doc(
-            "linear model: words after a negator (not, n't, never, ...) that become features of their own, up to "
-            "'!', '?' or 'but'; 0: none",
-            low=0,
-            high=50,
-        ),
-    )
-    short_text_weights: bool = field(
-        default=True,
-        metadata=_doc(
-            "ensemble: a second set of weights for texts of a few words, fitted on sentences cut from the validation "
-            "reviews"
-        ),
-    )
-    pseudo_labels: bool = field(
-        default=True,
-        metadata=_doc(
-            "ensemble: label the unlabeled reviews with a first ensemble, then train the linear model on them too"
-        ),
-    )
 
-    device: Literal["auto", "cpu", "cuda"] = field(
-        default="auto", metadata=_doc("auto: CUDA (mixed precision) when present")
-    )
+assert set(FAMILIES) == set(get_args(ModelFamily)), "every family listed in sentiment.models can be asked for"
+
+# Where each flat name lives: (name, the family group holding it or None for the run's own, its field).
+_GROUPS: tuple[tuple[str | None, type], ...] = (
+    (None, Hyperparameters),
+    ("lstm", LSTMSettings),
+    ("linear", LinearSettings),
+    ("ensemble", EnsembleSettings),
+)
+SETTINGS: tuple[tuple[str, str | None, dataclasses.Field[Any]], ...] = tuple(
+    (spec.name, group, spec) for group, holder in _GROUPS for spec in fields(holder) if "help" in spec.metadata
+)
+NAMES = tuple(name for name, _, _ in SETTINGS)
+assert len(set(NAMES)) == len(NAMES), "hyperparameter names are one flat namespace"
 
 
 # The tutorial's LSTM (Udacity's SageMaker deployment project), as its notebook trained it.
@@ -155,8 +109,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 
-NAMES = tuple(f.name for f in fields(Hyperparameters))
-
 
 def parse_hyperparameters(args: Sequence[str] = (), strings: Mapping[str, Any] | None = None) -> Hyperparameters:
     """Hyperparameters from SageMaker's `hyperparameters.json` mapping and/or flags (flags win).
@@ -165,12 +117,25 @@ def parse_hyperparameters(args: Sequence[str] = (), strings: Mapping[str, Any] |
     """
     given = {**_from_mapping(strings or {}), **_from_flags(args)}
     preset = given.get("preset", "default")
-    return Hyperparameters(**{**PRESETS[preset], **given})
+    return hyperparameters_of({**PRESETS[preset], **given})
+
+
+def hyperparameters_of(values: Mapping[str, Any]) -> Hyperparameters:
+    """Hyperparameters from flat names and already converted values; the rest keep their defaults."""
+    unknown = sorted(set(values) - set(NAMES))
+    if unknown:
+        raise HyperparameterError(f"unknown hyperparameter {unknown[0]!r}; known: {', '.join(NAMES)}")
+    groups: dict[str | None, dict[str, Any]] = {}
+    for name, group, _ in SETTINGS:
+        if name in values:
+            groups.setdefault(group, {})[name] = values[name]
+    families = {group: holder(**groups.get(group, {})) for group, holder in _GROUPS if group is not None}
+    return Hyperparameters(**groups.get(None, {}), **families)
 
 
 def describe() -> str:
     """One line per hyperparameter: name, default and help, for --help and the README."""
-    return "\n".join(f"  {f.name:<20} {f.default!s:<12} {f.metadata['help']}" for f in fields(Hyperparameters))
+    return "\n".join(f"  {name:<20} {spec.default!s:<12} {spec.metadata['help']}" for name, _, spec in SETTINGS)
 
 
 def _from_mapping(strings: Mapping[str, Any]) -> dict[str, Any]:
@@ -181,9 +146,9 @@ def _from_mapping(strings: Mapping[str, Any]) -> dict[str, Any]:
 
 def _from_flags(args: Sequence[str]) -> dict[str, Any]:
     parser = _Parser(prog="train", add_help=False, allow_abbrev=False)
-    for spec in fields(Hyperparameters):
-        names = {f"--{spec.name}", f"--{spec.name.replace('_', '-')}"}
-        parser.add_argument(*sorted(names), dest=spec.name, type=_converter(spec), default=argparse.SUPPRESS)
+    for name, group, spec in SETTINGS:
+        names = {f"--{name}", f"--{name.replace('_', '-')}"}
+        parser.add_argument(*sorted(names), dest=name, type=_converter(spec, group), default=argparse.SUPPRESS)
     namespace, unknown = parser.parse_known_args(list(args))
     if unknown:
         flags = [item for item in unknown if item.startswith("-")] or unknown
@@ -196,8 +161,9 @@ class _Parser(argparse.ArgumentParser):
         raise HyperparameterError(message.replace("argument ", "hyperparameter "))
 
 
-def _converter(spec: dataclasses.Field[Any]) -> Any:
-    kind = typing.get_type_hints(Hyperparameters)[spec.name]
+def _converter(spec: dataclasses.Field[Any], group: str | None) -> Any:
+    holder = dict(_GROUPS)[group]
+    kind = typing.get_type_hints(holder)[spec.name]
     low, high = spec.metadata.get("low"), spec.metadata.get("high")
 
     def convert(text: str) -> Any:

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from sentiment.errors import SentimentError
-from sentiment.explanations import Explanation, linear_contributions, lstm_contributions
-from sentiment.model import LSTMClassifier
-from sentiment.ngrams import distinct_features, ngram_keys, token_ids
+from sentiment.models.ensemble import EnsembleWeights
+from sentiment.models.linear import LinearScorer
+from sentiment.models.lstm import LSTMClassifier, lstm_contributions, lstm_logits
 from sentiment.text import tokenizer_from_settings
 from sentiment.vocabulary import EncodedBatch, Truncation, Vocabulary, encode_batch
 
@@ -26,7 +26,6 @@ LABELS = ("negative", "positive")
 UNKNOWN = "unknown"  # the label of a text with no word the model knows: no evidence either way
 THRESHOLD = 0.5  # a text is positive when its probability of positive is at least this
 Precision = Literal["float32", "bfloat16"]
-INFERENCE_TOKENS_PER_BATCH = 32_768  # LSTM batches are cut by tokens, not reviews: long reviews come in fewer
 ENCODED_REVIEWS_AT_ONCE = 4_096  # reviews encoded together (4,096 x 400 ids: 6.5 MB)
 PRECISION_PROBE = "A moving film, though not without its flaws: well acted, and I would watch it again."
 PRECISION_PROBE_TOLERANCE = 0.25  # logits; bfloat16 keeps ~3 significant digits, a broken kernel is far off
@@ -54,6 +53,28 @@ class Prediction:
 
 
 @dataclass(frozen=True)
+class Explanation:
+    """A review's tokens, in order, each with its share of the logit."""
+
+    tokens: tuple[str, ...]
+    contributions: tuple[float, ...]
+
+    def top(self, count: int) -> list[tuple[str, float]]:
+        """The `count` tokens that moved the verdict most (either way), each token once, strongest first."""
+        by_token: dict[str, float] = {}
+        for token, share in zip(self.tokens, self.contributions, strict=True):
+            by_token[token] = by_token.get(token, 0.0) + share
+        ranked = sorted(by_token.items(), key=lambda item: abs(item[1]), reverse=True)
+        return [(token, share) for token, share in ranked[:count] if share != 0.0]
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [
+            {"token": token, "contribution": round(share, 4)}
+            for token, share in zip(self.tokens, self.contributions, strict=True)
+        ]
+
+
+@dataclass(frozen=True)
 class Encoding:
     """How tokens become the LSTM's fixed-length input."""
 
@@ -62,64 +83,6 @@ class Encoding:
 
     def encode(self, vocabulary: Vocabulary, token_lists: Sequence[Sequence[str]]) -> EncodedBatch:
         return encode_batch(vocabulary, token_lists, self.max_length, self.truncation)
-
-
-@dataclass(frozen=True)
-class LinearScorer:
-    """The trained n-gram model folded for inference: one coefficient (weight x NB ratio) per n-gram key."""
-
-    keys: np.ndarray  # int64, sorted n-gram keys (see sentiment.ngrams)
-    coefficients: np.ndarray  # float32, one per key
-    bias: float
-    max_n: int
-    negation_window: int = 0  # words after a negator with ids of their own (see sentiment.ngrams); 0: none
-
-    def logits(self, vocabulary: Vocabulary, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
-        ids, review_of = token_ids(token_lists, vocabulary.index, self.negation_window)
-        reviews, features = distinct_features(self.keys, *ngram_keys(ids, review_of, self.max_n))
-        sums = np.bincount(reviews, weights=self.coefficients[features], minlength=len(token_lists))
-        return sums + self.bias
-
-
-@dataclass(frozen=True)
-class EnsembleWeights:
-    """logit = lstm * lstm_logit + linear * linear_logit + bias, fitted on the validation split.
-
-    Short texts get their own weights (`short_*`, fitted on sentences cut from the validation
-    reviews): on a few words the two models' logits have other scales and reliabilities than on a
-    whole review. A text of at most `short_below[0]` tokens uses them alone, one of at least
-    `short_below[1]` tokens the review weights alone, and lengths between blend the two linearly.
-    """
-
-    lstm: float
-    linear: float
-    bias: float
-    short_lstm: float | None = None  # None: one set of weights for every length (models before short weights)
-    short_linear: float | None = None
-    short_bias: float | None = None
-    short_below: tuple[int, int] = (20, 80)
-
-    def shortness(self, lengths: np.ndarray) -> np.ndarray:
-        """1 for a short text, 0 for a review-length one, linear in between."""
-        low, high = self.short_below
-        return np.clip((high - np.asarray(lengths, dtype=np.float64)) / (high - low), 0.0, 1.0)
-
-    def weights(self, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The (lstm, linear, bias) weights of texts of these token counts."""
-        short = self.shortness(lengths) if self.short_lstm is not None else np.zeros(len(lengths))
-        blend = [
-            (1 - short) * review + short * (review if other is None else other)
-            for review, other in (
-                (self.lstm, self.short_lstm),
-                (self.linear, self.short_linear),
-                (self.bias, self.short_bias),
-            )
-        ]
-        return blend[0], blend[1], blend[2]
-
-    def combine(self, lstm: np.ndarray, linear: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        lstm_weight, linear_weight, bias = self.weights(lengths)
-        return lstm_weight * lstm + linear_weight * linear + bias
 
 
 class Predictor:
@@ -235,7 +198,7 @@ class Predictor:
         return self.ensemble.combine(parts["lstm"], parts["linear"], np.array([len(tokens) for tokens in token_lists]))
 
     def explain(self, texts: Sequence[str]) -> list[Explanation]:
-        """Each text's tokens with their share of its logit (see `sentiment.explanations`)."""
+        """Each text's tokens with their share of its logit (each family's module says how it is computed)."""
         return [self.explain_tokens(self.tokenize(text)) for text in texts]
 
     def explain_tokens(self, tokens: Sequence[str]) -> Explanation:
@@ -251,14 +214,7 @@ class Predictor:
                 self.lstm, self.vocabulary, tokens, self.encoding.max_length, self.encoding.truncation
             )
         if self.linear is not None:
-            shares += linear_weight * linear_contributions(
-                self.linear.keys,
-                self.linear.coefficients,
-                self.linear.max_n,
-                self.vocabulary,
-                tokens,
-                self.linear.negation_window,
-            )
+            shares += linear_weight * self.linear.contributions(self.vocabulary, tokens)
         return Explanation(tokens=tuple(tokens), contributions=tuple(shares.tolist()))
 
     def part_logits(self, token_lists: Sequence[Sequence[str]]) -> dict[str, np.ndarray]:
@@ -276,31 +232,6 @@ class Predictor:
         if self.linear is not None:
             parts["linear"] = self.linear.logits(self.vocabulary, token_lists)
         return parts
-
-
-def lstm_logits(
-    model: LSTMClassifier, encoded: EncodedBatch, device: torch.device | None = None, bfloat16: bool = False
-) -> np.ndarray:
-    """The LSTM's logits for an encoded batch, run in length-sorted chunks (little padding)."""
-    device = device or next(model.parameters()).device
-    logits = np.zeros(len(encoded.lengths), dtype=np.float64)
-    order = np.argsort(-encoded.lengths, kind="stable")
-    was_training = model.training
-    if was_training:  # eval() walks every submodule: about 0.1 ms, a fifth of scoring one short review
-        model.eval()
-    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
-        start = 0
-        while start < len(order):
-            longest = int(encoded.lengths[order[start]])
-            size = max(1, INFERENCE_TOKENS_PER_BATCH // longest)
-            rows = order[start : start + size]
-            ids = torch.from_numpy(encoded.ids[rows, :longest].astype(np.int64)).to(device)
-            lengths = torch.from_numpy(encoded.lengths[rows])
-            logits[rows] = model(ids, lengths).float().cpu().numpy()
-            start += size
-    if was_training:
-        model.train()
-    return logits
 
 
 def native_bfloat16() -> bool:

@@ -18,7 +18,8 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 import numpy as np
 import torch
@@ -33,14 +34,25 @@ from sentiment.checkpoints import (
 )
 from sentiment.data.table import ReviewTable
 from sentiment.hyperparameters import Hyperparameters
-from sentiment.model import LinearConfig, LSTMClassifier, LSTMConfig, NgramLinear
-from sentiment.ngrams import FeatureSpace, distinct_per_review, ngram_keys, token_ids
-from sentiment.predictor import Encoding, EnsembleWeights, LinearScorer, Predictor, lstm_logits
+from sentiment.models.ensemble import EnsembleWeights
+from sentiment.models.linear import (
+    FeatureSpace,
+    LinearConfig,
+    LinearScorer,
+    LinearSettings,
+    NgramLinear,
+    distinct_per_review,
+    ngram_keys,
+    token_ids,
+)
+from sentiment.models.lstm import LSTMClassifier, LSTMConfig, LSTMSettings, lstm_logits
+from sentiment.predictor import Encoding, Predictor
 from sentiment.text import get_tokenizer, sentences, tokenizer_settings
 from sentiment.vectors import ppmi_svd_vectors
 from sentiment.vocabulary import EncodedBatch, Vocabulary
 
 Report = Callable[[str], None]
+Texts = TypeVar("Texts")
 
 WARMUP_SHARE = 0.1  # of all steps, for the one-cycle schedule: Adam's early steps are noisy
 LENGTH_BUCKET_BATCHES = 50  # batches sorted by length together: little padding, still shuffled
@@ -75,7 +87,7 @@ def fit(
     report(f"vocabulary: {len(vocabulary):,} words from {len(train):,} training reviews")
     encoding = Encoding(hp.max_length, hp.truncation)
     short = Labeled([], np.zeros(0, dtype=np.int8))
-    if hp.model == "ensemble" and hp.short_text_weights:
+    if hp.model == "ensemble" and hp.ensemble.short_text_weights:
         crops, crop_labels = sentence_crops(validation.text, validation.label, CROPS_PER_REVIEW, hp.seed)
         short = Labeled([tokenize(text) for text in crops], crop_labels)
 
@@ -89,23 +101,32 @@ def fit(
     history: list[dict[str, float]] = []
     if hp.model in ("lstm", "ensemble"):
         vectors = None
-        if hp.pretrained_vectors:
+        if hp.lstm.pretrained_vectors:
             with _timed(timings, "vectors"):
-                vectors = word_vectors(hp, vocabulary, train_tokens, unlabeled_tokens, store, report)
+                vectors = word_vectors(
+                    hp.lstm.embedding_dim, hp.seed, vocabulary, train_tokens, unlabeled_tokens, store, report
+                )
         with _timed(timings, "lstm"):
             train_ids = encoding.encode(vocabulary, train_tokens)
             validation_ids = encoding.encode(vocabulary, validation_tokens)
             lstm, history = train_lstm(
-                hp, train_ids, train.label, validation_ids, validation.label, vectors, store, report
+                hp.lstm,
+                hp.seed,
+                choose_device(hp.device),
+                Labeled(train_ids, train.label),
+                Labeled(validation_ids, validation.label),
+                vectors,
+                store,
+                report,
             )
     if hp.model in ("linear", "ensemble"):
         with _timed(timings, "linear"):
-            linear = train_linear(hp, vocabulary, train_tokens, train.label, store, report)
+            linear = train_linear(hp.linear, hp.seed, vocabulary, train_tokens, train.label, store, report)
 
     predictor, scores = assemble(
         hp, vocabulary, encoding, lstm, linear, Labeled(validation_tokens, validation.label), short, report
     )
-    if hp.model == "ensemble" and hp.pseudo_labels and unlabeled_texts:
+    if hp.model == "ensemble" and hp.ensemble.pseudo_labels and unlabeled_texts:
         # Second round: the first ensemble labels the unlabeled reviews and the linear model learns
         # from them as well as from train; the LSTM's judgement reaches the n-gram weights.
         with _timed(timings, "pseudo_labels"):
@@ -115,7 +136,9 @@ def fit(
             )
             tokens = [*train_tokens, *unlabeled_tokens()]
             labels = np.concatenate([train.label, pseudo]).astype(np.int8)
-            linear = train_linear(hp, vocabulary, tokens, labels, store, report, "linear_student", len(train_tokens))
+            linear = train_linear(
+                hp.linear, hp.seed, vocabulary, tokens, labels, store, report, "linear_student", len(train_tokens)
+            )
         predictor, scores = assemble(
             hp, vocabulary, encoding, lstm, linear, Labeled(validation_tokens, validation.label), short, report
         )
@@ -123,10 +146,10 @@ def fit(
 
 
 @dataclass(frozen=True)
-class Labeled:
-    """Tokenized texts and their 1/0 labels."""
+class Labeled(Generic[Texts]):
+    """Texts (tokenized, or encoded for the LSTM) and their 1/0 labels."""
 
-    tokens: list[list[str]]
+    tokens: Texts
     labels: np.ndarray
 
 
@@ -194,7 +217,7 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
 def job_fingerprint(hp: Hyperparameters, *tables: ReviewTable | None) -> str:
     """Identifies a job's settings and data, so checkpoints are resumed only by the same job."""
     digests = [table.digest() if table is not None else "none" for table in tables]
-    return hashlib.sha256(json.dumps([asdict(hp), digests], sort_keys=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps([hp.flat(), digests], sort_keys=True).encode()).hexdigest()
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -205,7 +228,8 @@ def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
 
 
 def word_vectors(
-    hp: Hyperparameters,
+    dimensions: int,
+    seed: int,
     vocabulary: Vocabulary,
     train_tokens: Sequence[Sequence[str]],
     unlabeled_tokens: Callable[[], Sequence[Sequence[str]]],
@@ -219,7 +243,7 @@ def word_vectors(
         return checkpoint.tensors["vectors"].numpy()
     token_lists = [*train_tokens, *unlabeled_tokens()]
     ids, review_of = token_ids(token_lists, vocabulary.index)
-    vectors = ppmi_svd_vectors(ids, review_of, len(vocabulary), hp.embedding_dim, seed=hp.seed)
+    vectors = ppmi_svd_vectors(ids, review_of, len(vocabulary), dimensions, seed=seed)
     store.save("vectors", {"vectors": torch.from_numpy(vectors)}, {})
     report(f"vectors: {vectors.shape[1]}-dimensional from {len(token_lists):,} reviews")
     return vectors
@@ -248,52 +272,43 @@ def length_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generato
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def learning_rate_at(step: int, total_steps: int, hp: Hyperparameters) -> float:
+def learning_rate_at(step: int, total_steps: int, settings: LSTMSettings) -> float:
     """Constant, or one cycle: linear warm-up over the first tenth, then cosine decay to zero."""
-    if hp.schedule == "constant":
-        return hp.learning_rate
+    if settings.schedule == "constant":
+        return settings.learning_rate
     warmup = max(1, int(total_steps * WARMUP_SHARE))
     if step < warmup:
-        return hp.learning_rate * (step + 1) / warmup
+        return settings.learning_rate * (step + 1) / warmup
     progress = (step - warmup) / max(1, total_steps - warmup)
-    return hp.learning_rate * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return settings.learning_rate * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
 def train_lstm(
-    hp: Hyperparameters,
-    train: EncodedBatch,
-    train_labels: np.ndarray,
-    validation: EncodedBatch,
-    validation_labels: np.ndarray,
+    settings: LSTMSettings,
+    seed: int,
+    device: torch.device,
+    train: Labeled[EncodedBatch],
+    validation: Labeled[EncodedBatch],
     vectors: np.ndarray | None,
     store: CheckpointStore,
     report: Report,
 ) -> tuple[LSTMClassifier, list[dict[str, float]]]:
-    """Train the LSTM for up to `hp.epochs`, keeping the epoch with the best validation accuracy
-    (or the last epoch when `hp.patience` is 0). Checkpoints after every epoch."""
-    torch.manual_seed(hp.seed)
-    device = choose_device(hp.device)
-    config = LSTMConfig(
-        vocab_size=int(train.ids.max(initial=1)) + 1 if vectors is None else len(vectors),
-        embedding_dim=hp.embedding_dim,
-        hidden_dim=hp.hidden_dim,
-        layers=hp.layers,
-        bidirectional=hp.bidirectional,
-        pooling=hp.pooling,
-        dropout=hp.dropout,
-        embedding_dropout=hp.embedding_dropout,
-        word_dropout=hp.word_dropout,
-    )
+    """Train the LSTM for up to `settings.epochs`, keeping the epoch with the best validation accuracy
+    (or the last epoch when `settings.patience` is 0). Checkpoints after every epoch."""
+    torch.manual_seed(seed)
+    vocab_size = int(train.tokens.ids.max(initial=1)) + 1 if vectors is None else len(vectors)
+    config = LSTMConfig.of(settings, vocab_size)
     model = LSTMClassifier(config)
     if vectors is not None:
         with torch.no_grad():
             model.embedding.weight.copy_(torch.from_numpy(vectors))
     model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=hp.learning_rate, weight_decay=hp.weight_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
-    rng = np.random.default_rng(hp.seed)
-    fixed_batches = None if hp.shuffle_each_epoch else length_batches(train.lengths, hp.batch_size, rng)
-    steps_per_epoch = math.ceil(len(train_labels) / hp.batch_size)
+    rng = np.random.default_rng(seed)
+    lengths_of = train.tokens.lengths
+    fixed_batches = None if settings.shuffle_each_epoch else length_batches(lengths_of, settings.batch_size, rng)
+    steps_per_epoch = math.ceil(len(train.labels) / settings.batch_size)
     state = _LSTMState(best_weights=copy.deepcopy(model.state_dict()))
 
     checkpoint = store.load("lstm")
@@ -301,42 +316,43 @@ def train_lstm(
         state = _resume_lstm(checkpoint, model, optimizer, rng)
         report(f"resumed: the LSTM continues after epoch {state.epoch} (checkpoint)")
 
-    labels = torch.from_numpy(train_labels.astype(np.float32))
-    for epoch in range(state.epoch + 1, hp.epochs + 1):
+    labels = torch.from_numpy(train.labels.astype(np.float32))
+    for epoch in range(state.epoch + 1, settings.epochs + 1):
         started = time.perf_counter()
-        batches = fixed_batches if fixed_batches is not None else length_batches(train.lengths, hp.batch_size, rng)
+        batches = fixed_batches if fixed_batches is not None else length_batches(lengths_of, settings.batch_size, rng)
         model.train()
         total_loss = 0.0
         for number, rows in enumerate(
             tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not sys.stderr.isatty())
         ):
             step = (epoch - 1) * steps_per_epoch + number
+            rate = learning_rate_at(step, settings.epochs * steps_per_epoch, settings)
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate_at(step, hp.epochs * steps_per_epoch, hp) * group.get("lr_scale", 1.0)
-            longest = int(train.lengths[rows].max())
-            ids = torch.from_numpy(train.ids[rows, :longest].astype(np.int64)).to(device)
-            lengths = torch.from_numpy(train.lengths[rows])
+                group["lr"] = rate * group.get("lr_scale", 1.0)
+            longest = int(lengths_of[rows].max())
+            ids = torch.from_numpy(train.tokens.ids[rows, :longest].astype(np.int64)).to(device)
+            lengths = torch.from_numpy(lengths_of[rows])
             with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
                 loss = F.binary_cross_entropy_with_logits(model(ids, lengths), labels[rows].to(device))
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
-            if hp.grad_clip > 0:
+            if settings.grad_clip > 0:
                 scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), hp.grad_clip)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
             scaler.step(optimizer)
             scaler.update()
             total_loss += loss.item() * len(rows)
-        logits = lstm_logits(model, validation, device)
+        logits = lstm_logits(model, validation.tokens, device)
         val_loss = float(
             F.binary_cross_entropy_with_logits(
-                torch.from_numpy(logits), torch.from_numpy(validation_labels.astype(np.float64))
+                torch.from_numpy(logits), torch.from_numpy(validation.labels.astype(np.float64))
             )
         )
         record = {
             "epoch": epoch,
-            "train_loss": total_loss / len(train_labels),
+            "train_loss": total_loss / len(train.labels),
             "val_loss": val_loss,
-            "val_acc": accuracy(logits, validation_labels),
+            "val_acc": accuracy(logits, validation.labels),
             "learning_rate": optimizer.param_groups[0]["lr"],
             "seconds": time.perf_counter() - started,
         }
@@ -352,10 +368,10 @@ def train_lstm(
         else:
             state.stale += 1
         _save_lstm(store, state, model, optimizer, rng)
-        if hp.patience and state.stale >= hp.patience:
+        if settings.patience and state.stale >= settings.patience:
             report(f"early stop: no better validation accuracy for {state.stale} epochs")
             break
-    if hp.patience:
+    if settings.patience:
         model.load_state_dict(state.best_weights)
     return model.cpu().eval(), state.history
 
@@ -419,7 +435,8 @@ def _resume_lstm(
 
 
 def train_linear(
-    hp: Hyperparameters,
+    settings: LinearSettings,
+    seed: int,
     vocabulary: Vocabulary,
     token_lists: Sequence[Sequence[str]],
     labels: np.ndarray,
@@ -428,7 +445,7 @@ def train_linear(
     stage: str = "linear",
     labeled_reviews: int | None = None,
 ) -> LinearScorer:
-    """NB-weighted logistic regression on binary 1..ngram_max-grams, fitted by L-BFGS.
+    """NB-weighted logistic regression on binary 1..ngram_max-grams (`sentiment.models.linear`), fitted by L-BFGS.
 
     The n-gram features and their naive-Bayes ratios come from the first `labeled_reviews` reviews
     (default: all); the weights are fitted on every review, so pseudo-labeled ones can follow.
@@ -440,16 +457,16 @@ def train_linear(
             keys=checkpoint.tensors["keys"].numpy(),
             coefficients=checkpoint.tensors["coefficients"].numpy(),
             bias=float(checkpoint.document["bias"]),
-            max_n=hp.ngram_max,
-            negation_window=hp.negation_window,
+            max_n=settings.ngram_max,
+            negation_window=settings.negation_window,
         )
     labeled = len(token_lists) if labeled_reviews is None else labeled_reviews
-    ids, review_of = token_ids(token_lists, vocabulary.index, hp.negation_window)
-    keys, reviews = distinct_per_review(*ngram_keys(ids, review_of, hp.ngram_max))
+    ids, review_of = token_ids(token_lists, vocabulary.index, settings.negation_window)
+    keys, reviews = distinct_per_review(*ngram_keys(ids, review_of, settings.ngram_max))
     own = reviews < labeled
-    space = FeatureSpace.fit(keys[own], reviews[own], labels[:labeled], hp.ngram_min_count)
+    space = FeatureSpace.fit(keys[own], reviews[own], labels[:labeled], settings.ngram_min_count)
     features, offsets = space.lookup(keys, reviews, len(token_lists))
-    torch.manual_seed(hp.seed)
+    torch.manual_seed(seed)
     model = NgramLinear(LinearConfig(features=max(1, len(space))))
     model.ratio.copy_(torch.from_numpy(space.ratios) if len(space) else torch.zeros(1))
     features_t, offsets_t = torch.from_numpy(features), torch.from_numpy(offsets)
@@ -461,7 +478,7 @@ def train_linear(
     def objective() -> torch.Tensor:
         optimizer.zero_grad()
         loss = F.binary_cross_entropy_with_logits(model(features_t, offsets_t), targets)
-        loss = loss + hp.l2 * model.weight.weight.square().sum()
+        loss = loss + settings.l2 * model.weight.weight.square().sum()
         loss.backward()
         return loss
 
@@ -479,8 +496,8 @@ def train_linear(
         keys=space.keys,
         coefficients=coefficients,
         bias=model.bias.item(),
-        max_n=hp.ngram_max,
-        negation_window=hp.negation_window,
+        max_n=settings.ngram_max,
+        negation_window=settings.negation_window,
     )
     store.save(
         stage,

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import time
 import traceback
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -65,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(hp: Hyperparameters, paths: TrainingPaths) -> None:
     started = time.perf_counter()
-    print(f"hyperparameters: {json.dumps(asdict(hp), sort_keys=True)}", flush=True)
+    print(f"hyperparameters: {json.dumps(hp.flat(), sort_keys=True)}", flush=True)
     channels = _read_channels(hp, paths)
     train, validation, test, unlabeled = (channels.get(name) for name in ("train", "validation", "test", "unlabeled"))
     assert train is not None and validation is not None
@@ -157,7 +156,7 @@ def model_card(
         "stage_seconds": {name: round(value, 1) for name, value in result.timings.items()},
         "hardware": _hardware(),
         "data": {name: {"reviews": len(table), "sha256": table.digest()} for name, table in channels.items()},
-        "hyperparameters": asdict(hp),
+        "hyperparameters": hp.flat(),
         "validation_accuracy": result.validation,
         "test": _summary(test_metrics),
     }

@@ -1,22 +1,42 @@
-"""sentiment.ngrams: n-gram keys, binarised counts, naive-Bayes ratios and lookups."""
+"""sentiment.models.linear: n-gram keys, binarised counts, naive-Bayes ratios, lookups, negation scopes,
+the model's arithmetic, each token's share of the logit, and saving and loading."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-from sentiment.ngrams import (
+from sentiment.models.linear import (
     ID_BITS,
     MAX_N,
     NEGATED,
-    UNKNOWN,
     FeatureSpace,
+    LinearConfig,
+    LinearScorer,
+    NgramLinear,
     distinct_features,
     distinct_per_review,
     find,
+    linear_parts,
+    load_linear,
     ngram_keys,
     token_ids,
 )
+from sentiment.text import tokenizer_settings
+from sentiment.vocabulary import UNKNOWN_ID, Vocabulary
+
+WORDS = ["good", "bad", "not", "film", "plot", "great"]
+
+
+@pytest.fixture
+def vocabulary() -> Vocabulary:
+    return Vocabulary.build([WORDS], tokenizer_settings("default"), max_size=100, min_count=1)
+
+
+def scorer(keys: np.ndarray, coefficients: np.ndarray, max_n: int, negation_window: int = 0) -> LinearScorer:
+    return LinearScorer(keys=keys, coefficients=coefficients, bias=0.0, max_n=max_n, negation_window=negation_window)
+
 
 INDEX = {"good": 2, "bad": 3, "film": 4, "not": 5}
 
@@ -30,7 +50,7 @@ def key(*ids: int) -> int:
 
 def test_keys_stay_inside_each_review_and_skip_unknown_tokens() -> None:
     ids, review_of = token_ids([["good", "film"], ["not", "zzz", "good"]], INDEX)
-    assert ids.tolist() == [2, 4, 5, 0, 2]
+    assert ids.tolist() == [2, 4, 5, UNKNOWN_ID, 2]
     assert review_of.tolist() == [0, 0, 1, 1, 1]
     keys, reviews = ngram_keys(ids, review_of, 2)
     pairs = sorted(zip(reviews.tolist(), keys.tolist(), strict=True))
@@ -108,7 +128,7 @@ def test_negation_scopes_run_a_few_words_after_a_negator_up_to_punctuation_or_bu
     plain, _ = token_ids(reviews, index)
     scoped, _ = token_ids(reviews, index, 3)
     assert not np.any(plain & NEGATED) and np.array_equal(scoped & ~NEGATED, plain)
-    assert np.count_nonzero(scoped == UNKNOWN) == np.count_nonzero(plain == UNKNOWN) == 1
+    assert np.count_nonzero(scoped == UNKNOWN_ID) == np.count_nonzero(plain == UNKNOWN_ID) == 1
 
 
 def test_negation_scopes_need_room_for_their_ids() -> None:
@@ -124,3 +144,69 @@ def test_no_tokens_and_too_long_ngrams() -> None:
     assert len(keys) == len(reviews) == 0
     with pytest.raises(ValueError, match="1 to 3"):
         ngram_keys(ids, review_of, 4)
+
+
+def test_linear_model_sums_weight_times_ratio_per_review() -> None:
+    model = NgramLinear(LinearConfig(features=4))
+    with torch.no_grad():
+        model.weight.weight[:, 0] = torch.tensor([1.0, 2.0, 3.0, 4.0])
+        model.ratio.copy_(torch.tensor([0.5, -1.0, 2.0, 0.0]))
+        model.bias.fill_(0.25)
+    logits = model(torch.tensor([0, 2, 1, 3]), torch.tensor([0, 2, 4]))  # reviews {0, 2}, {1, 3}, {}
+    assert logits.tolist() == pytest.approx([0.5 + 6.0 + 0.25, -2.0 + 0.0 + 0.25, 0.25])
+
+
+def all_keys(vocabulary: Vocabulary, max_n: int = 3) -> np.ndarray:
+    """Every n-gram key of WORDS' vocabulary up to max_n, found by listing all n-grams of a long text."""
+    rng = np.random.default_rng(0)
+    tokens = [WORDS[i] for i in rng.integers(0, len(WORDS), 2_000)]
+    keys, _ = ngram_keys(*token_ids([tokens], vocabulary.index), max_n)
+    return np.unique(keys)
+
+
+def test_linear_shares_add_up_to_the_logit_without_bias(vocabulary: Vocabulary) -> None:
+    keys = all_keys(vocabulary)
+    coefficients = np.random.default_rng(1).normal(size=len(keys)).astype(np.float32)
+    tokens = ["not", "good", "film", "not", "good", "unseen", "plot"]
+    shares = scorer(keys, coefficients, MAX_N).contributions(vocabulary, tokens)
+    # The logit of binary features: each distinct n-gram of the review once.
+    present, _ = ngram_keys(*token_ids([tokens], vocabulary.index), MAX_N)
+    expected = coefficients[np.searchsorted(keys, np.unique(present))].sum()
+    assert shares.sum() == pytest.approx(expected, rel=1e-5)
+    assert shares[tokens.index("unseen")] == 0.0  # outside the vocabulary: in no n-gram
+
+
+def test_linear_shares_of_negated_words_are_their_negated_features(vocabulary: Vocabulary) -> None:
+    tokens = ["not", "bad", "good", ".", "bad"]  # "bad" once inside the scope of "not", once outside
+    keys = np.unique(ngram_keys(*token_ids([tokens], vocabulary.index, 3), 1)[0])  # not, bad, not-bad, not-good
+    assert len(keys) == 4
+    coefficients = np.arange(1, len(keys) + 1, dtype=np.float32)
+    with_scopes = scorer(keys, coefficients, 1, 3).contributions(vocabulary, tokens)
+    assert with_scopes[1] != with_scopes[4] and with_scopes[3] == 0.0  # two features for "bad"; "." unknown
+    assert with_scopes.sum() == pytest.approx(coefficients.sum())  # each feature counted once
+    without = scorer(keys, coefficients, 1).contributions(vocabulary, tokens)
+    assert without[1] == without[4] and without[2] != with_scopes[2]  # without scopes: plain "bad" and "good"
+
+
+def test_a_unigram_model_gives_each_word_its_coefficient_split_over_repeats(vocabulary: Vocabulary) -> None:
+    keys = all_keys(vocabulary, max_n=1)
+    coefficients = np.zeros(len(keys), dtype=np.float32)
+    good = np.searchsorted(keys, ngram_keys(*token_ids([["good"]], vocabulary.index), 1)[0][0])
+    coefficients[good] = 2.0
+    shares = scorer(keys, coefficients, 1).contributions(vocabulary, ["good", "film", "good"])
+    assert shares.tolist() == [1.0, 0.0, 1.0]
+
+
+def test_saving_and_loading_keep_the_scorer_and_refuse_bad_parts(vocabulary: Vocabulary) -> None:
+    keys = all_keys(vocabulary)
+    original = LinearScorer(
+        keys=keys, coefficients=np.ones(len(keys), np.float32), bias=0.5, max_n=3, negation_window=4
+    )
+    tensors, document = linear_parts(original)
+    loaded = load_linear(document, tensors, format_version=3)
+    assert loaded.negation_window == 4 and loaded.bias == 0.5 and np.array_equal(loaded.keys, keys)
+    assert load_linear(document, tensors, format_version=2).negation_window == 0  # before format 3: no scopes
+    with pytest.raises(ValueError, match="negation_window"):
+        load_linear({**document, "negation_window": 99}, tensors, format_version=3)
+    with pytest.raises(ValueError, match="sorted int64"):
+        load_linear(document, {**tensors, "linear.keys": torch.from_numpy(keys[::-1].copy())}, format_version=3)

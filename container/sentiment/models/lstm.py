@@ -1,0 +1,236 @@
+"""The LSTM family: its settings, the network, scoring in length-sorted chunks, each token's share of
+a verdict (integrated gradients), and what it saves and loads. Torch only: no training loop, no I/O.
+
+The network maps a batch of token ids to one logit per review (the log-odds of "positive"). Its
+shape is saved as JSON beside the weights (`LSTMConfig`), so loading needs nothing but this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from sentiment.settings import setting
+from sentiment.vocabulary import UNKNOWN_ID, EncodedBatch, Truncation, Vocabulary, kept_positions
+
+INFERENCE_TOKENS_PER_BATCH = 32_768  # batches are cut by tokens, not reviews: long reviews come in fewer
+INTEGRATION_STEPS = 16  # Riemann steps of integrated gradients, run as one batch
+TENSOR_PREFIX = "lstm."  # its tensors' names in the model's weights file
+
+
+@dataclass(frozen=True)
+class LSTMSettings:
+    """What the LSTM family is told: its shape (saved with the model) and how it is trained.
+
+    Defaults are the README's best configuration, chosen on the validation split.
+    """
+
+    embedding_dim: int = setting(128, "word vector size", low=4, high=1024)
+    hidden_dim: int = setting(128, "LSTM state size per direction", low=4, high=2048)
+    layers: int = setting(1, "stacked LSTM layers", low=1, high=4)
+    bidirectional: bool = setting(True, "read reviews in both directions")
+    pooling: Literal["max_mean", "last"] = setting(
+        "max_mean", "max_mean: pool over every real step; last: the last real step (tutorial)"
+    )
+    dropout: float = setting(0.4, "dropout before the classifier", low=0.0, high=0.9)
+    embedding_dropout: float = setting(0.2, "dropout of whole word-vector dimensions", low=0.0, high=0.9)
+    word_dropout: float = setting(0.0, "share of words replaced by the unknown word while training", low=0.0, high=0.5)
+    pretrained_vectors: bool = setting(True, "start word vectors from PPMI-SVD vectors of train + unlabeled reviews")
+    batch_size: int = setting(64, "reviews per step", low=1, high=8192)
+    epochs: int = setting(6, "passes over train at most", low=1, high=200)
+    learning_rate: float = setting(2e-3, "peak learning rate", low=1e-6, high=1.0)
+    weight_decay: float = setting(0.0, "AdamW weight decay", low=0.0, high=1.0)
+    schedule: Literal["one_cycle", "constant"] = setting("one_cycle", "learning-rate schedule")
+    grad_clip: float = setting(1.0, "clip the gradient norm to this (0: no clipping)", low=0.0)
+    patience: int = setting(2, "stop after this many epochs without a better validation accuracy (0: never)", low=0)
+    shuffle_each_epoch: bool = setting(True, "reshuffle every epoch (false: one shuffle, as the tutorial)")
+
+
+@dataclass(frozen=True)
+class LSTMConfig:
+    """The network's shape, as saved with its weights."""
+
+    vocab_size: int
+    embedding_dim: int
+    hidden_dim: int
+    layers: int
+    bidirectional: bool
+    pooling: Literal["max_mean", "last"]
+    dropout: float
+    embedding_dropout: float
+    word_dropout: float
+
+    @classmethod
+    def of(cls, settings: LSTMSettings, vocab_size: int) -> LSTMConfig:
+        """The shape `settings` ask for, over `vocab_size` word ids."""
+        shape = {spec.name: getattr(settings, spec.name) for spec in fields(cls) if spec.name != "vocab_size"}
+        return cls(vocab_size=vocab_size, **shape)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class LSTMClassifier(nn.Module):
+    """Embedding -> (Bi)LSTM -> pooled features -> one logit, where padding never reaches a real step.
+
+    Batches are right-padded, so a forward LSTM reaches the padding only after a review's last
+    token. The backward direction reads each review reversed *within its length* (padding stays
+    at the end), so it too sees real tokens only; outputs at padded steps are masked out of the
+    pooling. This keeps CPU training on oneDNN's fast LSTM kernels, which packed sequences leave
+    (their backward pass costs time quadratic in review length there).
+
+    `pooling="last"` reads each review's last real step (the tutorial's model); `"max_mean"`
+    concatenates the max and the mean over all real steps, so a verdict can come from anywhere.
+    """
+
+    def __init__(self, config: LSTMConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=0)
+        # Dropout1d on (batch, dims, time) drops whole vector dimensions for a review ("spatial").
+        self.embedding_dropout = nn.Dropout1d(config.embedding_dropout)
+        directions = 2 if config.bidirectional else 1
+        inputs = [config.embedding_dim] + [config.hidden_dim * directions] * (config.layers - 1)
+        self.forward_layers = nn.ModuleList(nn.LSTM(size, config.hidden_dim, batch_first=True) for size in inputs)
+        self.backward_layers = nn.ModuleList(
+            nn.LSTM(size, config.hidden_dim, batch_first=True) for size in (inputs if config.bidirectional else [])
+        )
+        pooled = config.hidden_dim * directions * (2 if config.pooling == "max_mean" else 1)
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(pooled, 1)
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Logits of shape (batch,) for `ids` (batch, time) padded with 0 after `lengths` real steps."""
+        if self.training and self.config.word_dropout > 0:
+            # Hide random words (as unknown) so no single word carries a review.
+            real = torch.arange(ids.shape[1], device=ids.device)[None, :] < lengths.to(ids.device)[:, None]
+            hidden_words = torch.rand(ids.shape, device=ids.device) < self.config.word_dropout
+            ids = ids.masked_fill(hidden_words & real, UNKNOWN_ID)
+        return self.from_embeddings(self.embedding(ids), lengths)
+
+    def from_embeddings(self, embedded: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Logits for already embedded reviews (batch, time, embedding_dim); explanations start here."""
+        lengths = lengths.to(embedded.device)
+        steps = torch.arange(embedded.shape[1], device=embedded.device)[None, :]
+        real = steps < lengths[:, None]
+        # For each review, the step that mirrors each step within the review (padding maps to itself).
+        mirror = torch.where(real, lengths[:, None] - 1 - steps, steps)
+        hidden = self.embedding_dropout(embedded.transpose(1, 2)).transpose(1, 2)
+        for layer, forward_lstm in enumerate(self.forward_layers):
+            outputs = [forward_lstm(hidden)[0]]
+            if self.config.bidirectional:
+                reversed_input = _gather_steps(hidden, mirror)
+                outputs.append(_gather_steps(self.backward_layers[layer](reversed_input)[0], mirror))
+            hidden = torch.cat(outputs, dim=2)
+        if self.config.pooling == "last":
+            size = self.config.hidden_dim
+            last = _gather_steps(hidden[..., :size], (lengths - 1)[:, None].expand(-1, 1))[:, 0]
+            # The backward direction ends at the first step.
+            features = torch.cat([last, hidden[:, 0, size:]], dim=1) if self.config.bidirectional else last
+        else:
+            largest = hidden.masked_fill(~real[..., None], float("-inf")).amax(dim=1)
+            mean = hidden.masked_fill(~real[..., None], 0.0).sum(dim=1) / lengths[:, None].to(hidden.dtype)
+            features = torch.cat([largest, mean], dim=1)
+        return self.classifier(self.dropout(features)).squeeze(-1)
+
+
+def _gather_steps(values: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+    """values[b, steps[b, t], :] for every b, t.
+
+    Picks whole rows of the flattened (batch * time, dims) values: `gather` would need an index
+    per element (an int64 tensor as large as the values) and is about 15x slower on CPU.
+    """
+    batch, count = steps.shape
+    rows = steps + torch.arange(batch, device=steps.device)[:, None] * values.shape[1]
+    return values.reshape(-1, values.shape[2]).index_select(0, rows.reshape(-1)).view(batch, count, values.shape[2])
+
+
+# -- scoring and contributions ----------------------------------------------------------------------
+
+
+def lstm_logits(
+    model: LSTMClassifier, encoded: EncodedBatch, device: torch.device | None = None, bfloat16: bool = False
+) -> np.ndarray:
+    """The LSTM's logits for an encoded batch, run in length-sorted chunks (little padding)."""
+    device = device or next(model.parameters()).device
+    logits = np.zeros(len(encoded.lengths), dtype=np.float64)
+    order = np.argsort(-encoded.lengths, kind="stable")
+    was_training = model.training
+    if was_training:  # eval() walks every submodule: about 0.1 ms, a fifth of scoring one short review
+        model.eval()
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
+        start = 0
+        while start < len(order):
+            longest = int(encoded.lengths[order[start]])
+            size = max(1, INFERENCE_TOKENS_PER_BATCH // longest)
+            rows = order[start : start + size]
+            ids = torch.from_numpy(encoded.ids[rows, :longest].astype(np.int64)).to(device)
+            lengths = torch.from_numpy(encoded.lengths[rows])
+            logits[rows] = model(ids, lengths).float().cpu().numpy()
+            start += size
+    if was_training:
+        model.train()
+    return logits
+
+
+def lstm_contributions(
+    model: LSTMClassifier,
+    vocabulary: Vocabulary,
+    tokens: Sequence[str],
+    max_length: int,
+    truncation: Truncation,
+    steps: int = INTEGRATION_STEPS,
+) -> np.ndarray:
+    """Each token's integrated gradient on the LSTM's logit; tokens the encoding cuts off get 0.
+
+    The LSTM is not additive; these are integrated gradients (Sundararajan et al., 2017) from a
+    baseline where every word is the unknown word, so they add up, up to a small integration error,
+    to how far the review's logit is from that of a review of unknown words.
+    """
+    shares = np.zeros(len(tokens), dtype=np.float64)
+    kept = kept_positions(len(tokens), max_length, truncation)
+    positions = np.concatenate([np.arange(part.start, part.stop) for part in kept]).astype(np.int64)
+    if len(positions) == 0:
+        return shares
+    ids = torch.tensor([vocabulary.ids([tokens[p] for p in positions])], dtype=torch.int64)
+    lengths = torch.tensor([len(positions)])
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        embedded = model.embedding(ids)
+        baseline = model.embedding(torch.full_like(ids, UNKNOWN_ID))
+    # All steps of the path from baseline to review in one batch; the midpoint rule.
+    alphas = (torch.arange(steps, dtype=embedded.dtype) + 0.5) / steps
+    path = (baseline + alphas[:, None, None] * (embedded - baseline)).requires_grad_(True)
+    logits = model.from_embeddings(path, lengths.expand(steps))
+    (gradients,) = torch.autograd.grad(logits.sum(), path)
+    model.train(was_training)
+    attributions = (gradients.mean(dim=0) * (embedded - baseline)[0]).sum(dim=-1)
+    shares[positions] = attributions.detach().double().numpy()
+    return shares
+
+
+# -- saving and loading -----------------------------------------------------------------------------
+
+
+def lstm_tensors(model: LSTMClassifier) -> dict[str, torch.Tensor]:
+    """The network's weights as the model's weights file holds them."""
+    return {f"{TENSOR_PREFIX}{name}": value.detach().cpu().contiguous() for name, value in model.state_dict().items()}
+
+
+def load_lstm(config: dict[str, Any], tensors: dict[str, torch.Tensor], vocabulary_size: int) -> LSTMClassifier:
+    """The network saved as `config` (`LSTMConfig.to_json`) and its tensors, for `vocabulary_size` words."""
+    shape = LSTMConfig(**config)
+    if shape.vocab_size != vocabulary_size:
+        raise ValueError(f"the LSTM has {shape.vocab_size} embeddings for {vocabulary_size} vocabulary entries")
+    model = LSTMClassifier(shape)
+    weights = {
+        name.removeprefix(TENSOR_PREFIX): value for name, value in tensors.items() if name.startswith(TENSOR_PREFIX)
+    }
+    model.load_state_dict(weights, strict=True)
+    return model.eval()
