@@ -143,18 +143,6 @@ def test_a_bfloat16_that_disagrees_with_float32_is_refused(
     assert predictor.precision == "float32"
 
 
-def test_ensemble_weights_blend_from_short_to_review_length() -> None:
-    weights = EnsembleWeights(
-        lstm=1.0, linear=2.0, bias=0.5, short_lstm=3.0, short_linear=4.0, short_bias=-1.0, short_below=(20, 80)
-    )
-    lstm, linear, bias = weights.weights(np.array([0, 20, 50, 80, 400]))
-    assert lstm.tolist() == [3.0, 3.0, 2.0, 1.0, 1.0]
-    assert linear.tolist() == [4.0, 4.0, 3.0, 2.0, 2.0]
-    assert bias.tolist() == [-1.0, -1.0, -0.25, 0.5, 0.5]
-    logits = weights.combine(np.array([1.0, 1.0]), np.array([1.0, 1.0]), np.array([10, 100]))
-    assert logits.tolist() == [6.0, 3.5]
-
-
 def test_ensemble_weights_without_short_weights_are_one_set_for_every_length() -> None:
     weights = EnsembleWeights(lstm=1.0, linear=2.0, bias=0.5)  # a model saved before short-text weights
     logits = weights.combine(np.array([1.0, -1.0]), np.array([0.5, 0.5]), np.array([3, 300]))
@@ -171,21 +159,20 @@ def test_the_ensemble_explains_with_its_own_weights(small_ensemble: Predictor) -
     lstm_weight, linear_weight, _ = weights.weights(np.array([len(tokens)]))  # this text's length decides
     assert weights.short_lstm is not None and lstm_weight[0] != weights.lstm  # a short text: blended weights
     assert linear.negation_window > 0  # "not awful at all": a negation scope, explained with its own features
-    expected = linear_weight[0] * linear.contributions(small_ensemble.vocabulary, tokens) + lstm_weight[
-        0
-    ] * lstm_contributions(small_ensemble.lstm, small_ensemble.vocabulary, tokens, 500, "head_tail")
+    linear_part = linear.contributions(small_ensemble.vocabulary, tokens)
+    lstm_part = lstm_contributions(small_ensemble.lstm, small_ensemble.vocabulary, tokens, 500, "head_tail")
+    expected = linear_weight[0] * linear_part + lstm_weight[0] * lstm_part
     assert np.allclose(explanation.contributions, expected, atol=1e-6)
-    top = dict(explanation.top(3))
-    assert {"superb", "loved"} & set(top) and all(top[word] > 0 for word in {"superb", "loved"} & set(top))
+    shares = dict(zip(explanation.tokens, explanation.contributions, strict=True))
+    assert shares["superb"] > 0 and shares["loved"] > 0
 
 
 def test_explanations_of_nothing_are_empty(small_ensemble: Predictor) -> None:
     assert small_ensemble.explain([]) == []
     (empty,) = small_ensemble.explain([""])
-    assert empty.tokens == () and empty.top(5) == [] and empty.to_json() == []
+    assert empty.tokens == () and empty.contributions == () and empty.to_json() == []
 
 
-def test_top_merges_repeated_tokens_and_ranks_by_strength() -> None:
-    explanation = Explanation(tokens=("good", "plot", "good", "bad", "the"), contributions=(0.5, 0.1, 0.5, -2.0, 0.0))
-    assert explanation.top(5) == [("bad", -2.0), ("good", 1.0), ("plot", 0.1)]
-    assert explanation.to_json()[0] == {"token": "good", "contribution": 0.5}
+def test_an_explanation_answers_each_token_with_its_rounded_share() -> None:
+    explanation = Explanation(tokens=("good", "plot"), contributions=(0.123456, -2.0))
+    assert explanation.to_json() == [{"token": "good", "contribution": 0.1235}, {"token": "plot", "contribution": -2.0}]

@@ -27,8 +27,8 @@ def test_build_ranks_by_count_then_alphabet_after_the_reserved_ids() -> None:
     vocabulary = Vocabulary.build(REVIEWS, TOKENIZER)
     assert vocabulary.tokens == ("<pad>", "<unk>", "good", "bad", "film", "plot")
     assert vocabulary.counts == (0, 0, 3, 2, 2, 1)
-    assert vocabulary.id_of("good") == 2
-    assert vocabulary.id_of("never seen") == UNKNOWN_ID
+    assert vocabulary.index["good"] == 2
+    assert vocabulary.ids(["never seen"]) == [UNKNOWN_ID]
 
 
 def test_build_respects_max_size_and_min_count() -> None:
@@ -43,7 +43,7 @@ def test_build_never_gives_reserved_tokens_a_second_id() -> None:
 
 def test_reserved_token_texts_in_a_review_encode_as_unknown() -> None:
     vocabulary = Vocabulary.build(REVIEWS, TOKENIZER)
-    assert vocabulary.ids(["<pad>", "<unk>", "good"]) == [UNKNOWN_ID, UNKNOWN_ID, vocabulary.id_of("good")]
+    assert vocabulary.ids(["<pad>", "<unk>", "good"]) == [UNKNOWN_ID, UNKNOWN_ID, vocabulary.index["good"]]
 
 
 @pytest.mark.parametrize(("max_size", "min_count"), [(2, 1), (0, 1), (10, 0)])

@@ -57,6 +57,7 @@ from pathlib import Path
 
 from sentiment.errors import SentimentError
 from sentiment.files import write_bytes_atomic
+from sentiment.settings import parse_flag
 
 FAILURE_REASON_LIMIT = 1024  # SageMaker shows the first 1,024 characters as FailureReason
 
@@ -213,9 +214,8 @@ def _choice(environ: Mapping[str, str], name: str, choices: tuple[str, ...]) -> 
 
 
 def _flag(environ: Mapping[str, str], name: str) -> bool:
-    raw = environ.get(name, "0").strip().lower()
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("", "0", "false", "no", "off"):
-        return False
-    raise SettingsError(f"{name}={raw!r} must be 1/true or 0/false")
+    raw = environ.get(name, "").strip()
+    flag = parse_flag(raw) if raw else False  # set but empty: off, as unset
+    if flag is None:
+        raise SettingsError(f"{name}={raw!r} must be 1/true or 0/false")
+    return flag

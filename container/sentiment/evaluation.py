@@ -1,14 +1,29 @@
-"""Metrics of a binary classifier's scores against labels: pure numpy, no I/O.
+"""Evaluation, in one place: the metrics of a model's scores, the report a person opens, and the model card.
 
 `evaluate` gives accuracy, precision, recall, F1, ROC-AUC, log-loss, Brier score, the confusion
-matrix, a 10-bin calibration table with its expected calibration error, and the ROC curve's points.
+matrix, a 10-bin calibration table with its expected calibration error, and the ROC curve's points
+(pure numpy). `write_evaluation` writes them with their plots (`sentiment.report` draws them);
+`model_card` and `render_card` describe a trained model: data, settings, code, machine, results.
+`sentiment-train` and `sentiment-evaluate` both write through here.
 """
 
 from __future__ import annotations
 
+import os
+import platform
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+
+from sentiment import __version__
+from sentiment.data.table import ReviewTable
+from sentiment.files import write_bytes_atomic, write_json_atomic
+from sentiment.hyperparameters import Hyperparameters
+from sentiment.report import render_report
 
 CALIBRATION_BINS = 10
 ROC_POINTS = 200  # the curve is thinned to this many points for reports
@@ -96,3 +111,115 @@ def _average_ranks(values: np.ndarray) -> np.ndarray:
     ranks = np.empty(len(values), dtype=np.float64)
     ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)
     return ranks
+
+
+# -- the report and the model card -----------------------------------------------------------------
+
+
+def write_evaluation(
+    directory: Path, title: str, metrics: dict[str, Any], history: list[dict[str, float]], details: dict[str, Any]
+) -> None:
+    """evaluation.json and evaluation.html (the report a person opens) in `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(directory / "evaluation.json", {"metrics": metrics, "history": history, "details": details})
+    write_bytes_atomic(directory / "evaluation.html", render_report(title, metrics, history, details).encode("utf-8"))
+
+
+def model_card(
+    hp: Hyperparameters,
+    channels: dict[str, ReviewTable],
+    timings: dict[str, float],
+    validation: dict[str, float],
+    seconds: float,
+    test_metrics: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """What a reader needs to trust (or reproduce) the model: data, settings, code, machine, results."""
+    return {
+        "model": hp.model,
+        "preset": hp.preset,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "package_version": __version__,
+        "git_commit": _git_commit(),
+        "training_seconds": round(seconds, 1),
+        "stage_seconds": {name: round(value, 1) for name, value in timings.items()},
+        "hardware": _hardware(),
+        "data": {name: {"reviews": len(table), "sha256": table.digest()} for name, table in channels.items()},
+        "hyperparameters": hp.flat(),
+        "validation_accuracy": validation,
+        "test": summary(test_metrics),
+    }
+
+
+def render_card(card: dict[str, Any]) -> str:
+    """The card as the Markdown a person reads (card.md)."""
+    test, hardware = card["test"] or {}, card["hardware"]
+    lines = [
+        f"# Model card: {card['model']} ({card['preset']} preset)",
+        "",
+        "Sentiment of English movie reviews (positive / negative), trained on IMDb reviews (Maas et al., 2011).",
+        "",
+        f"- Created: {card['created']}, package {card['package_version']}, commit {card['git_commit']}",
+        f"- Training time: {card['training_seconds']:.0f} s on {hardware['cpu']} "
+        f"({hardware['threads']} threads, {hardware['device']})",
+        f"- Validation accuracy: {', '.join(f'{k} {v:.4f}' for k, v in card['validation_accuracy'].items())}",
+        f"- Test accuracy: {test['accuracy']:.4f} on {test['reviews']:,} reviews (ROC-AUC {test['roc_auc']:.4f})"
+        if test
+        else "- Test: no test channel was given",
+        "",
+        "## Data",
+        *(f"- {name}: {entry['reviews']:,} reviews, sha256 {entry['sha256']}" for name, entry in card["data"].items()),
+        "",
+        "## Hyperparameters",
+        *(f"- {name}: {value}" for name, value in card["hyperparameters"].items()),
+        "",
+        "## Limits",
+        "- Trained on long IMDb reviews of 2011 and earlier; short texts and other domains score less reliably.",
+        "- Binary only: neutral or mixed reviews get whichever side their words lean to.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def summary(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The headline metrics, without the curves and tables."""
+    if metrics is None:
+        return None
+    return {
+        key: metrics[key]
+        for key in ("reviews", "accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "brier", "confusion")
+    }
+
+
+def _hardware() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    if Path("/proc/cpuinfo").is_file():
+        cpu = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            cpu,
+        )
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "device": device,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _git_commit() -> str:
+    """The commit the code came from: baked into the image at build time, or asked of git locally."""
+    if commit := os.environ.get("SENTIMENT_GIT_COMMIT"):
+        return commit
+    try:
+        found = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return found.stdout.strip() if found.returncode == 0 else "unknown"

@@ -24,7 +24,7 @@ from sentiment.models import FAMILIES
 from sentiment.models.ensemble import EnsembleSettings
 from sentiment.models.linear import LinearSettings
 from sentiment.models.lstm import LSTMSettings
-from sentiment.settings import setting
+from sentiment.settings import parse_flag, setting
 
 ModelFamily = Literal["lstm", "linear", "ensemble"]
 Preset = Literal["default", "reference"]
@@ -172,10 +172,10 @@ def _converter(spec: dataclasses.Field[Any], group: str | None) -> Any:
                 raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(get_args(kind))}")
             return text
         if kind is bool:
-            lowered = text.strip().lower()
-            if lowered not in _BOOLEANS:
+            flag = parse_flag(text)
+            if flag is None:
                 raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
-            return _BOOLEANS[lowered]
+            return flag
         try:
             value = int(text) if kind is int else float(text)
         except ValueError:
@@ -190,6 +190,3 @@ def _converter(spec: dataclasses.Field[Any], group: str | None) -> Any:
 
     convert.__name__ = spec.name  # argparse names the converter in its messages
     return convert
-
-
-_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}

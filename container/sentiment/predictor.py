@@ -59,14 +59,6 @@ class Explanation:
     tokens: tuple[str, ...]
     contributions: tuple[float, ...]
 
-    def top(self, count: int) -> list[tuple[str, float]]:
-        """The `count` tokens that moved the verdict most (either way), each token once, strongest first."""
-        by_token: dict[str, float] = {}
-        for token, share in zip(self.tokens, self.contributions, strict=True):
-            by_token[token] = by_token.get(token, 0.0) + share
-        ranked = sorted(by_token.items(), key=lambda item: abs(item[1]), reverse=True)
-        return [(token, share) for token, share in ranked[:count] if share != 0.0]
-
     def to_json(self) -> list[dict[str, Any]]:
         return [
             {"token": token, "contribution": round(share, 4)}

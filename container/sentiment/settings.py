@@ -1,4 +1,5 @@
-"""How a setting is declared: its default, what it does and its limits, written once beside the code it tunes.
+"""How a setting is declared (its default, what it does and its limits, written once beside the code it
+tunes) and how a yes/no setting is read wherever it comes from.
 
 Each model family declares its settings as a frozen dataclass of `setting(...)` fields (see
 `sentiment.models`); `sentiment.hyperparameters` gathers them for SageMaker's flat namespace and
@@ -19,3 +20,16 @@ def setting(default: Any, help: str, low: float | None = None, high: float | Non
     if high is not None:
         metadata["high"] = high
     return field(default=default, metadata=metadata)
+
+
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+
+def parse_flag(text: str) -> bool | None:
+    """True or False for the words people use for them (any case, spaces around), None for anything else.
+
+    The one reading of yes/no for hyperparameters, environment variables and request options alike.
+    """
+    word = text.strip().lower()
+    return True if word in TRUE_WORDS else False if word in FALSE_WORDS else None

@@ -92,9 +92,6 @@ class Vocabulary:
     def __contains__(self, token: object) -> bool:
         return token in self._index
 
-    def id_of(self, token: str) -> int:
-        return self._index.get(token, UNKNOWN_ID)
-
     def ids(self, tokens: Iterable[str]) -> list[int]:
         get = self._index.get
         return [get(token, UNKNOWN_ID) for token in tokens]

@@ -15,10 +15,9 @@ import time
 from pathlib import Path
 
 from sentiment.artifacts import load_model
-from sentiment.cli.train import write_evaluation
 from sentiment.data.channels import read_labeled
 from sentiment.errors import SentimentError
-from sentiment.evaluation import evaluate
+from sentiment.evaluation import evaluate, write_evaluation
 
 
 def main(argv: list[str] | None = None) -> int:

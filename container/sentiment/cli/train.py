@@ -13,19 +13,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import platform
-import subprocess
 import sys
 import time
 import traceback
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from sentiment import __version__
 from sentiment.artifacts import save_model
 from sentiment.checkpoints import CheckpointStore
 from sentiment.contract import TrainingPaths
@@ -33,11 +26,10 @@ from sentiment.data.channels import read_channel
 from sentiment.data.splits import carve_validation
 from sentiment.data.table import ReviewTable
 from sentiment.errors import DataError, SentimentError
-from sentiment.evaluation import evaluate
+from sentiment.evaluation import evaluate, model_card, render_card, summary, write_evaluation
 from sentiment.files import read_json, write_bytes_atomic, write_json_atomic
 from sentiment.hyperparameters import HyperparameterError, Hyperparameters, describe, parse_hyperparameters
-from sentiment.report import render_report
-from sentiment.training import TrainingResult, fit, job_fingerprint
+from sentiment.training import fit, job_fingerprint
 
 log = logging.getLogger("sentiment.train")
 
@@ -82,11 +74,11 @@ def run(hp: Hyperparameters, paths: TrainingPaths) -> None:
         write_evaluation(
             paths.output_data, "Test evaluation", test_metrics, result.history, {"model": hp.model, "preset": hp.preset}
         )
-    card = model_card(hp, channels, result, seconds, test_metrics)
+    card = model_card(hp, channels, result.timings, result.validation, seconds, test_metrics)
     paths.model.mkdir(parents=True, exist_ok=True)
     write_json_atomic(
         paths.model / "metrics.json",
-        {"validation": result.validation, "test": _summary(test_metrics), "history": result.history},
+        {"validation": result.validation, "test": summary(test_metrics), "history": result.history},
     )
     write_json_atomic(paths.model / "card.json", card)
     write_bytes_atomic(paths.model / "card.md", render_card(card).encode("utf-8"))
@@ -95,15 +87,6 @@ def run(hp: Hyperparameters, paths: TrainingPaths) -> None:
         f"model: {paths.model} ({_size_mb(paths.model):.1f} MB) in {seconds:.0f} s",
         flush=True,
     )
-
-
-def write_evaluation(
-    directory: Path, title: str, metrics: dict[str, Any], history: list[dict[str, float]], details: dict[str, Any]
-) -> None:
-    """evaluation.json and evaluation.html (the report a person opens) in `directory`."""
-    directory.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(directory / "evaluation.json", {"metrics": metrics, "history": history, "details": details})
-    write_bytes_atomic(directory / "evaluation.html", render_report(title, metrics, history, details).encode("utf-8"))
 
 
 def _read_channels(hp: Hyperparameters, paths: TrainingPaths) -> dict[str, ReviewTable]:
@@ -138,105 +121,8 @@ def _require_both_labels(name: str, table: ReviewTable) -> None:
         )
 
 
-def model_card(
-    hp: Hyperparameters,
-    channels: dict[str, ReviewTable],
-    result: TrainingResult,
-    seconds: float,
-    test_metrics: dict[str, Any] | None,
-) -> dict[str, Any]:
-    """What a reader needs to trust (or reproduce) the model: data, settings, code, machine, results."""
-    return {
-        "model": hp.model,
-        "preset": hp.preset,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "package_version": __version__,
-        "git_commit": _git_commit(),
-        "training_seconds": round(seconds, 1),
-        "stage_seconds": {name: round(value, 1) for name, value in result.timings.items()},
-        "hardware": _hardware(),
-        "data": {name: {"reviews": len(table), "sha256": table.digest()} for name, table in channels.items()},
-        "hyperparameters": hp.flat(),
-        "validation_accuracy": result.validation,
-        "test": _summary(test_metrics),
-    }
-
-
-def render_card(card: dict[str, Any]) -> str:
-    test, hardware = card["test"] or {}, card["hardware"]
-    lines = [
-        f"# Model card: {card['model']} ({card['preset']} preset)",
-        "",
-        "Sentiment of English movie reviews (positive / negative), trained on IMDb reviews (Maas et al., 2011).",
-        "",
-        f"- Created: {card['created']}, package {card['package_version']}, commit {card['git_commit']}",
-        f"- Training time: {card['training_seconds']:.0f} s on {hardware['cpu']} "
-        f"({hardware['threads']} threads, {hardware['device']})",
-        f"- Validation accuracy: {', '.join(f'{k} {v:.4f}' for k, v in card['validation_accuracy'].items())}",
-        f"- Test accuracy: {test['accuracy']:.4f} on {test['reviews']:,} reviews (ROC-AUC {test['roc_auc']:.4f})"
-        if test
-        else "- Test: no test channel was given",
-        "",
-        "## Data",
-        *(f"- {name}: {entry['reviews']:,} reviews, sha256 {entry['sha256']}" for name, entry in card["data"].items()),
-        "",
-        "## Hyperparameters",
-        *(f"- {name}: {value}" for name, value in card["hyperparameters"].items()),
-        "",
-        "## Limits",
-        "- Trained on long IMDb reviews of 2011 and earlier; short texts and other domains score less reliably.",
-        "- Binary only: neutral or mixed reviews get whichever side their words lean to.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
 def _size_mb(folder: Path) -> float:
     return sum(path.stat().st_size for path in folder.iterdir() if path.is_file()) / 1e6
-
-
-def _summary(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
-    if metrics is None:
-        return None
-    return {
-        key: metrics[key]
-        for key in ("reviews", "accuracy", "precision", "recall", "f1", "roc_auc", "log_loss", "brier", "confusion")
-    }
-
-
-def _hardware() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    if Path("/proc/cpuinfo").is_file():
-        cpu = next(
-            (
-                line.split(":", 1)[1].strip()
-                for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")
-            ),
-            cpu,
-        )
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "threads": torch.get_num_threads(),
-        "device": device,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    }
-
-
-def _git_commit() -> str:
-    """The commit the code came from: baked into the image at build time, or asked of git locally."""
-    if commit := os.environ.get("SENTIMENT_GIT_COMMIT"):
-        return commit
-    try:
-        found = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return found.stdout.strip() if found.returncode == 0 else "unknown"
 
 
 def _hyperparameters_file(path: Path) -> dict[str, Any]:

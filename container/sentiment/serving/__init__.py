@@ -1,7 +1,10 @@
-"""Serving: SageMaker's inference contract (`GET /ping`, `POST /invocations`) as a Flask app under gunicorn.
+"""Serving: SageMaker's inference contract (`GET /ping`, `POST /invocations`) as a Flask app under gunicorn,
+with nginx in front.
 
-The request path uses the SageMaker inference toolkits' four steps: `model_fn` loads the model
-(`model.py`), `input_fn` decodes a request by content type (`codecs.py`), `predict_fn` scores it
-through the micro-batcher (`batching.py`), `output_fn` encodes by Accept (`codecs.py`). `app.py`
-wires them to routes; `errors.py` maps each failure to its status code in one place.
+A request goes through the SageMaker inference toolkits' steps: `model_fn` loads the model
+(`loading.py`), `input_fn` decodes the body by content type and `answer_type` picks the answer's
+format from Accept, once (`codecs.py`), the predictor tokenizes once, scores through the micro-batcher
+(`batching.py`) and makes the verdicts, and `output_fn` encodes them (`codecs.py`). `app.py` wires the
+steps to routes and bounds each request's work; `errors.py` maps each failure to its status code in
+one place; `metrics.py` counts; `front.py` configures nginx; `memory.py` keeps a worker's memory down.
 """

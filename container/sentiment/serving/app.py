@@ -36,6 +36,7 @@ from sentiment.serving.errors import BadRequest, PayloadTooLarge, ServingError
 from sentiment.serving.loading import ModelHolder, model_fn, model_source
 from sentiment.serving.memory import release_freed_memory
 from sentiment.serving.metrics import Metrics
+from sentiment.settings import parse_flag
 
 log = logging.getLogger("sentiment.serving")
 
@@ -43,7 +44,6 @@ DRAINED_BODY_FACTOR = 4  # a body over the limit, up to this many times it, is r
 MAX_EXPLAINED_REVIEWS = 64  # explanations cost a backward pass per review: not for whole batches
 LARGE_BODY_BYTES = 512 * 1024  # bodies over this are handled one at a time per worker (memory)
 CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
-TRUE_WORDS = ("1", "true", "yes")
 
 routes = Blueprint("sentiment", __name__)
 
@@ -206,11 +206,11 @@ def _body(limit: int) -> bytes:
 
 
 def _explain_asked() -> bool:
-    if request.args.get("explain", "").lower() in TRUE_WORDS:
+    if parse_flag(request.args.get("explain", "")):
         return True
     attributes = request.headers.get(CUSTOM_ATTRIBUTES, "")
     pairs = (part.partition("=") for part in attributes.split(","))
-    return any(name.strip() == "explain" and value.strip().lower() in TRUE_WORDS for name, _, value in pairs)
+    return any(name.strip() == "explain" and parse_flag(value) for name, _, value in pairs)
 
 
 def _answer_error(error: Exception) -> Response:
