@@ -15,13 +15,19 @@ atomically), and `teardown` deletes exactly the endpoints, endpoint configs and 
 Every subcommand can be rerun: `deploy` stops when the endpoint exists, `update` when the endpoint
 already serves that image and model, `train` and `batch` when a job of the given name exists.
 `update --labeled FILE` scores the labeled reviews (a channel file or folder) with the current and the new
-model.tar.gz (downloaded and loaded locally) and refuses a model that scores lower, unless `--force`.
+model.tar.gz (downloaded) and refuses a model that scores lower, unless `--force`. The scoring is
+`sentiment-evaluate`'s, run as its own process: this virtualenv's command (`--score-with local`, the
+default) or the image being deployed (`--score-with image`: `docker run IMAGE sentiment-evaluate`), so
+this script needs boto3 only and never loads torch.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,12 +40,11 @@ import boto3
 import botocore.exceptions
 
 from sentiment.contract import MAX_PAYLOAD_MB, METRIC_DEFINITIONS
-from sentiment.data.channels import read_labeled
 from sentiment.errors import SentimentError
 from sentiment.files import read_json, write_json_atomic
 
 Client = Any  # boto3 builds its client classes at run time
-Scorer = Callable[[Path, list[str]], list[int]]  # (model.tar.gz, texts) -> predicted labels, 1 positive
+EVALUATE = "sentiment-evaluate"  # the package's command: a model's metrics on labeled reviews, as JSON
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 DEFAULT_STATE = REPOSITORY / "build" / "deploy-state.json"
@@ -96,6 +101,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     update.add_argument("--endpoint", required=True, help="the endpoint to update")
     update.add_argument(
         "--labeled", type=Path, help="labeled reviews (channel file or folder): refuse a model that scores lower"
+    )
+    update.add_argument(
+        "--score-with",
+        choices=("local", "image"),
+        default="local",
+        help="--labeled's scoring: this virtualenv's sentiment-evaluate, or the --image run with docker",
     )
     update.add_argument("--force", action="store_true", help="update even when the new model scores lower")
     update.add_argument("--wait", action="store_true", help="wait until the endpoint is InService again")
@@ -161,8 +172,8 @@ def split_s3(uri: str, parser: argparse.ArgumentParser | None = None, option: st
 # ---------------------------------------------------------------------------------------------- entry point
 
 
-def main(argv: list[str] | None = None, session: boto3.Session | None = None, scorer: Scorer | None = None) -> int:
-    """Run one subcommand; `session` and `scorer` let tests watch the requests and score without torch."""
+def main(argv: list[str] | None = None, session: boto3.Session | None = None) -> int:
+    """Run one subcommand; `session` lets tests watch the requests."""
     args = parse_args(argv)
     session = session or boto3.Session()
     aws = Aws(session, args.region, args.endpoint_url)
@@ -173,7 +184,7 @@ def main(argv: list[str] | None = None, session: boto3.Session | None = None, sc
         elif args.command == "deploy":
             deploy(args, aws, state)
         elif args.command == "update":
-            update(args, aws, state, scorer or local_scorer)
+            update(args, aws, state)
         elif args.command == "teardown":
             teardown(aws, state)
         else:
@@ -462,7 +473,7 @@ def serving_model(aws: Aws, endpoint: dict[str, Any]) -> dict[str, Any]:
     return aws.sagemaker.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
 
 
-def update(args: argparse.Namespace, aws: Aws, state: State, scorer: Scorer) -> None:
+def update(args: argparse.Namespace, aws: Aws, state: State) -> None:
     endpoint = describe(aws.sagemaker.describe_endpoint, EndpointName=args.endpoint)
     if endpoint is None:
         raise DeployError(f"endpoint {args.endpoint} does not exist: create it with `deploy`")
@@ -474,7 +485,8 @@ def update(args: argparse.Namespace, aws: Aws, state: State, scorer: Scorer) -> 
     # Before any download or scoring: a wrong URI should fail in a second, not after the comparison.
     check_object(aws, args.model_data, "model-data")
     if args.labeled is not None:
-        compare_models(aws, current["ModelDataUrl"], args.model_data, args.labeled, scorer, args.force)
+        image = args.image if args.score_with == "image" else None
+        compare_models(aws, current["ModelDataUrl"], args.model_data, args.labeled, image, args.force)
     config = create_model_and_config(args, aws, state)
     aws.sagemaker.update_endpoint(EndpointName=args.endpoint, EndpointConfigName=config)
     print(f"endpoint: updating {args.endpoint} to {config}; {endpoint['EndpointConfigName']} serves until it is done")
@@ -483,24 +495,59 @@ def update(args: argparse.Namespace, aws: Aws, state: State, scorer: Scorer) -> 
 
 
 def label_value(label: Any) -> int:
-    """1/0 of a prediction's or a --labels record's label."""
+    """1/0 of a --labels record's label."""
     mapping = {1: 1, 0: 0, "1": 1, "0": 0, "positive": 1, "negative": 0}
     if label not in mapping:
         raise ValueError(f"label {label!r} is none of 1, 0, 'positive', 'negative'")
     return mapping[label]
 
 
-def local_scorer(model_tarball: Path, texts: list[str]) -> list[int]:
-    """Predicted labels from a model.tar.gz loaded here (the only place this script touches torch)."""
-    import sentiment
-
-    return [int(prediction.label == "positive") for prediction in sentiment.load_model(model_tarball).predict(texts)]
+def predicted_value(label: Any) -> int:
+    """1/0 of a prediction's label; -1, which matches no label, for "unknown" (no word the model knows)."""
+    return -1 if label == "unknown" else label_value(label)
 
 
-def compare_models(aws: Aws, current_uri: str, new_uri: str, labeled: Path, scorer: Scorer, force: bool) -> None:
+def model_accuracy(model_tarball: Path, labeled: Path, image: str | None = None) -> tuple[float, int]:
+    """(accuracy, reviews) of `model_tarball` on `labeled`, by `sentiment-evaluate` in a process of its own:
+    this virtualenv's command, or `image`'s with docker (both folders mounted read-only, the report written
+    to a third)."""
+    with tempfile.TemporaryDirectory(prefix="sentiment-evaluate-") as report:
+        if image is None:
+            command = [_evaluate_command(), "--data", str(labeled), "--model", str(model_tarball), "--output", report]
+        else:
+            labeled = labeled.resolve()
+            command = [
+                "docker", "run", "--rm", "--user", f"{os.getuid()}:{os.getgid()}",
+                "-v", f"{model_tarball.resolve().parent}:/model:ro",
+                "-v", f"{labeled.parent}:/labeled:ro",
+                "-v", f"{report}:/report",
+                image, EVALUATE, "--data", f"/labeled/{labeled.name}", "--model", f"/model/{model_tarball.name}",
+                "--output", "/report",
+            ]  # fmt: skip
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise DeployError(f"cannot run {command[0]} to score {model_tarball.name}: {error}") from None
+        if result.returncode != 0:
+            last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
+            raise DeployError(f"{' '.join(command[:3])}... failed to score {model_tarball}: {last}")
+        metrics = read_json(Path(report) / "evaluation.json")["metrics"]
+    return float(metrics["accuracy"]), int(metrics["reviews"])
+
+
+def _evaluate_command() -> str:
+    """sentiment-evaluate beside this Python (a virtualenv's bin/), else on PATH."""
+    beside = Path(sys.executable).with_name(EVALUATE)
+    found = str(beside) if beside.is_file() else shutil.which(EVALUATE)
+    if found is None:
+        raise DeployError(f"{EVALUATE} is not installed here (make run installs it), or use --score-with image")
+    return found
+
+
+def compare_models(aws: Aws, current_uri: str, new_uri: str, labeled: Path, image: str | None, force: bool) -> None:
     """Score `labeled` with both models; DeployError when the new one is less accurate (unless `force`)."""
-    table = read_labeled(labeled)
-    texts, labels = table.text, table.label.tolist()
+    if not labeled.exists():
+        raise DeployError(f"--labeled {labeled}: no such file or folder")
     accuracies = {}
     with tempfile.TemporaryDirectory(prefix="sentiment-update-") as folder:
         for which, uri in (("current", current_uri), ("new", new_uri)):
@@ -508,9 +555,8 @@ def compare_models(aws: Aws, current_uri: str, new_uri: str, labeled: Path, scor
             local = Path(folder) / which / "model.tar.gz"
             local.parent.mkdir()
             aws.s3.download_file(bucket, key, str(local))
-            predicted = scorer(local, texts)
-            accuracies[which] = sum(p == y for p, y in zip(predicted, labels, strict=True)) / len(labels)
-            print(f"compare:  {which:<7} model {accuracies[which]:.2%} on {len(labels):,} reviews of {labeled} ({uri})")
+            accuracies[which], reviews = model_accuracy(local, labeled, image)
+            print(f"compare:  {which:<7} model {accuracies[which]:.2%} on {reviews:,} reviews of {labeled} ({uri})")
     if accuracies["new"] < accuracies["current"]:
         message = f"the new model scores {accuracies['new']:.2%}, below the current {accuracies['current']:.2%}"
         if not force:
@@ -601,7 +647,7 @@ def report_accuracy(aws: Aws, output: str, labels_path: Path) -> None:
         for number, line in enumerate(body.splitlines(), 1):
             if line.strip():
                 try:
-                    predicted.append(label_value(json.loads(line)["label"]))
+                    predicted.append(predicted_value(json.loads(line)["label"]))
                 except (ValueError, KeyError, TypeError) as error:
                     raise DeployError(f"s3://{bucket}/{key}:{number}: not a prediction ({error})") from None
     labels = read_labels(labels_path)

@@ -35,7 +35,7 @@ from sentiment.hyperparameters import parse_hyperparameters
 from sentiment.predictor import Predictor
 from sentiment.serving.app import create_app
 from sentiment.training import fit
-from tests.conftest import AWS_TEST_ENVIRONMENT, REPOSITORY
+from tests.conftest import AWS_TEST_ENVIRONMENT, REPOSITORY, engine_problem
 from tests.test_training import SMALL, made_up
 
 SCRIPT = REPOSITORY / "deploy" / "sagemaker.py"
@@ -384,6 +384,57 @@ def test_update_refuses_a_worse_model_unless_forced(relayed: Cloud, tarballs: di
     )
     assert restored.code == 0, restored.err
     assert serving(cloud)[1]["ModelDataUrl"] == good
+
+
+def test_update_can_score_with_the_image_it_deploys(relayed: Cloud, tarballs: dict[str, Path], tmp_path: Path) -> None:
+    problem = engine_problem()
+    if problem is not None:
+        if os.environ.get("REQUIRE_DOCKER") == "1":
+            pytest.fail(f"REQUIRE_DOCKER=1 but {problem}")
+        pytest.skip(problem)
+    image = os.environ.get("SENTIMENT_TEST_IMAGE") or "sentiment:cpu"  # CI builds it (tests/test_docker.py)
+    cloud = relayed
+    good = cloud.put("good-image/model.tar.gz", tarballs["good"].read_bytes())
+    bad = cloud.put("bad-image/model.tar.gz", tarballs["bad"].read_bytes())
+    labeled = write_labeled(tmp_path / "labeled.jsonl", made_up(40, 7))
+    assert cloud.run("deploy", *deploy_args(good, image), endpoint_url=False).code == 0
+    update = ["update", *deploy_args(bad, image), "--endpoint", cloud.name, "--labeled", str(labeled)]
+    refused = cloud.run(*update, "--score-with", "image", endpoint_url=False)
+    assert refused.code == 1, refused.err
+    assert "compare:  current model 100.00% on 40 reviews" in refused.out
+    assert "below the current 100.00%: not updating" in refused.err
+
+
+NO_TORCH_PROBE = """
+import sys
+from pathlib import Path
+from deploy.sagemaker import model_accuracy
+print(model_accuracy(Path(sys.argv[1]), Path(sys.argv[2])), "torch" in sys.modules)
+"""
+
+
+def test_scoring_for_update_never_loads_torch(tarballs: dict[str, Path], tmp_path: Path) -> None:
+    labeled = write_labeled(tmp_path / "labeled.jsonl", made_up(40, 7))
+    result = subprocess.run(
+        [sys.executable, "-c", NO_TORCH_PROBE, str(tarballs["good"]), str(labeled)],
+        capture_output=True,
+        text=True,
+        cwd=REPOSITORY,
+        timeout=300,
+        check=True,
+    )
+    assert result.stdout.split() == ["(1.0,", "40)", "False"]  # scored by sentiment-evaluate's own process
+
+
+def test_update_names_a_missing_labeled_file(relayed: Cloud, tarballs: dict[str, Path], tmp_path: Path) -> None:
+    cloud = relayed
+    good = cloud.put("good-missing/model.tar.gz", tarballs["good"].read_bytes())
+    assert cloud.run("deploy", *deploy_args(good), endpoint_url=False).code == 0
+    other = cloud.put("other-missing/model.tar.gz", tarballs["bad"].read_bytes())
+    update = ["update", *deploy_args(other), "--endpoint", cloud.name, "--labeled", str(tmp_path / "nope.jsonl")]
+    outcome = cloud.run(*update, endpoint_url=False)
+    assert outcome.code == 1 and "--labeled" in outcome.err and "no such file or folder" in outcome.err
+    assert cloud.created() == [] or all(not op.startswith("Update") for op in cloud.created())
 
 
 # ---------------------------------------------------------------------------------------------- batch
