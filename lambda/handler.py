@@ -10,8 +10,9 @@ Standard library and boto3 only; it is deployed alone, without the `sentiment` p
 | `AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME` | boto3's own endpoint URL override, for local runs and tests | AWS's |
 
 The page sends `{"review": "..."}` (application/json) or the review itself (text/plain) and gets
-`{"label", "probability", "top_words": [{"word", "contribution"}, ...]}` (label "unknown", probability
-0.5 and no top words for a review with no word the model knows); every failure is a JSON
+`{"label", "probability", "top_words": [{"word", "contribution"}, ...], "contributions": [{"token",
+"contribution", "span"}, ...]}`: the model server's own verdict and explanation, checked and passed on
+(label "unknown", probability 0.5 and no top words for a review with no word the model knows); every failure is a JSON
 `{"error", "message"}` with its status, never a verdict.
 """
 
@@ -33,7 +34,7 @@ from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 DEFAULT_MAX_REVIEW_BYTES = 20_000  # far more than a review typed on the page; the endpoint takes up to 6 MB
 DEFAULT_READ_TIMEOUT_SECONDS = 12.0  # scoring takes milliseconds; two tries must fit API Gateway's 29 s
-TOP_WORDS = 8
+TOP_WORDS = 8  # the most deciding words the model server names
 LABELS = ("positive", "negative", "unknown")  # unknown: no word the model knows (probability 0.5, no top words)
 
 logger = logging.getLogger("sentiment_relay")
@@ -295,28 +296,40 @@ def _container_message(original: Any) -> str:
 
 
 def to_verdict(answer: bytes) -> dict[str, Any]:
-    """The page's verdict from the endpoint's `{"label", "score", "contributions"}`; anything else is a 502."""
+    """The page's verdict from the endpoint's explained answer, checked and passed on, nothing recomputed:
+    `{"label", "probability", "top_words", "contributions"}`; anything else is a 502."""
     try:
         document = json.loads(answer)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise BadGateway("the model endpoint answered something that is not JSON") from None
     if not isinstance(document, dict):
         raise BadGateway("the model endpoint answered JSON that is not a verdict")
-    label, score, contributions = document.get("label"), document.get("score"), document.get("contributions")
-    if label not in LABELS or not _is_number(score) or not 0.0 <= score <= 1.0 or not isinstance(contributions, list):
-        raise BadGateway("the model endpoint answered JSON that is not a verdict with explanations")
-    totals: dict[str, float] = {}
-    for item in contributions:
-        if not (isinstance(item, dict) and isinstance(item.get("token"), str) and _is_number(item.get("contribution"))):
-            raise BadGateway("the model endpoint answered contributions that are not {token, contribution} pairs")
-        totals[item["token"]] = totals.get(item["token"], 0.0) + float(item["contribution"])
-    deciding = [(word, total) for word, total in totals.items() if total != 0.0]  # a word that moved nothing
-    strongest = sorted(deciding, key=lambda pair: abs(pair[1]), reverse=True)[:TOP_WORDS]
-    return {
-        "label": label,
-        "probability": float(score),
-        "top_words": [{"word": word, "contribution": round(total, 4)} for word, total in strongest],
-    }
+    label, score = document.get("label"), document.get("score")
+    contributions, top_words = document.get("contributions"), document.get("top_words")
+    if label not in LABELS or not _is_number(score) or not 0.0 <= score <= 1.0:
+        raise BadGateway("the model endpoint answered JSON that is not a verdict")
+    if not isinstance(contributions, list) or not all(map(_is_contribution, contributions)):
+        raise BadGateway("the model endpoint answered contributions that are not {token, contribution, span}")
+    if not isinstance(top_words, list) or len(top_words) > TOP_WORDS or not all(map(_is_top_word, top_words)):
+        raise BadGateway("the model endpoint answered top words that are not {word, contribution}")
+    return {"label": label, "probability": float(score), "top_words": top_words, "contributions": contributions}
+
+
+def _is_contribution(item: Any) -> bool:
+    """{"token": str, "contribution": number, "span": [start, end]} with 0 <= start <= end."""
+    if not (isinstance(item, dict) and isinstance(item.get("token"), str) and _is_number(item.get("contribution"))):
+        return False
+    span = item.get("span")
+    return (
+        isinstance(span, list)
+        and len(span) == 2
+        and all(isinstance(bound, int) and not isinstance(bound, bool) for bound in span)
+        and 0 <= span[0] <= span[1]
+    )
+
+
+def _is_top_word(item: Any) -> bool:
+    return isinstance(item, dict) and isinstance(item.get("word"), str) and _is_number(item.get("contribution"))
 
 
 def _is_number(value: Any) -> bool:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from sentiment.data import ReviewTable, official_count_differences, read_imdb
+from sentiment.spans import token_spans
 from sentiment.text import seed_tokenize, tokenize
 from tests.conftest import REPOSITORY
 from tests.test_text import tutorial_review_to_words
@@ -68,3 +69,13 @@ def test_tokenize_takes_every_review(imdb: ReviewTable) -> None:
     lengths = [len(tokenize(text)) for text in imdb.text]
     assert min(lengths) >= 1
     assert 200 < sum(lengths) / len(lengths) < 350
+
+
+def test_token_spans_give_the_tokens_of_every_kind_of_real_review(imdb: ReviewTable) -> None:
+    # Every review with markup, entities or non-ASCII text (where spans need tracing), and a random sample.
+    unusual = [text for text in imdb.text if "&" in text or "<" in text.replace("<br />", "") or not text.isascii()]
+    sample = random.Random(1).sample(imdb.text, 300)
+    for review in unusual[:3000] + sample:
+        tokens, spans = token_spans(review)
+        assert tokens == tokenize(review)
+        assert all(0 <= start < end <= len(review) for start, end in spans)

@@ -6,6 +6,7 @@ import base64
 import importlib.util
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -174,14 +175,18 @@ def call(evt: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
     return response["statusCode"], headers, body
 
 
-def assert_verdict(status: int, body: Any, label: str) -> None:
+def assert_verdict(status: int, body: Any, label: str, review: str | None = None) -> None:
     assert status == 200, body
-    assert set(body) == {"label", "probability", "top_words"} and body["label"] == label
+    assert set(body) == {"label", "probability", "top_words", "contributions"} and body["label"] == label
     assert 0.0 <= body["probability"] <= 1.0
     assert (body["probability"] > 0.5) == (label == "positive")
     words = [item["word"] for item in body["top_words"]]
     strengths = [abs(item["contribution"]) for item in body["top_words"]]
     assert 0 < len(words) <= 8 and len(set(words)) == len(words) and strengths == sorted(strengths, reverse=True)
+    if review is not None:  # each token's span is where it stands in the review as sent
+        for item in body["contributions"]:
+            start, end = item["span"]
+            assert review[start:end].lower() == item["token"]
 
 
 def assert_error(status: int, body: Any, expected: int) -> str:
@@ -196,7 +201,7 @@ def assert_error(status: int, body: Any, expected: int) -> str:
 @pytest.mark.parametrize("version", ["1.0", "2.0"])
 def test_json_reviews_get_their_verdicts(live: None, version: str) -> None:
     status, headers, body = call(event(json.dumps({"review": POSITIVE}), version=version))
-    assert_verdict(status, body, "positive")
+    assert_verdict(status, body, "positive", review=POSITIVE)
     assert headers["Content-Type"] == "application/json"
     status, _, body = call(event(json.dumps({"review": NEGATIVE}), version=version))
     assert_verdict(status, body, "negative")
@@ -229,13 +234,33 @@ def test_a_script_review_comes_back_as_data(live: None) -> None:
     assert "text/<script>" in json.loads(response["body"])["message"]
 
 
-def test_top_words_sum_each_token_and_keep_the_strongest_eight() -> None:
-    contributions = [{"token": f"w{i}", "contribution": i / 10} for i in range(10)]
-    contributions += [{"token": "bad", "contribution": -0.7}, {"token": "bad", "contribution": -0.7}]
-    verdict = relay.to_verdict(json.dumps({"label": "negative", "score": 0.2, "contributions": contributions}).encode())
-    assert verdict["label"] == "negative" and verdict["probability"] == 0.2
-    assert [item["word"] for item in verdict["top_words"]] == ["bad", "w9", "w8", "w7", "w6", "w5", "w4", "w3"]
-    assert verdict["top_words"][0]["contribution"] == pytest.approx(-1.4)
+def test_the_servers_verdict_is_passed_on_as_it_is() -> None:
+    contributions = [
+        {"token": "bad", "contribution": -0.7, "span": [0, 3]},
+        {"token": "film", "contribution": 0.1, "span": [4, 8]},
+    ]
+    top_words = [{"word": "bad", "contribution": -0.7}, {"word": "film", "contribution": 0.1}]
+    answer = {"label": "negative", "score": 0.2, "contributions": contributions, "top_words": top_words}
+    verdict = relay.to_verdict(json.dumps(answer).encode())
+    assert verdict == {"label": "negative", "probability": 0.2, "top_words": top_words, "contributions": contributions}
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"contributions": [{"token": "bad", "contribution": -0.7}]}, "{token, contribution, span}"),
+        ({"contributions": [{"token": "bad", "contribution": -0.7, "span": [3, 1]}]}, "span"),
+        ({"contributions": [{"token": "bad", "contribution": "-0.7", "span": [0, 3]}]}, "span"),
+        ({"top_words": None}, "top words"),
+        ({"top_words": [{"word": f"w{n}", "contribution": 0.1} for n in range(9)]}, "top words"),
+        ({"top_words": [{"word": 5, "contribution": 0.1}]}, "top words"),
+        ({"label": "maybe"}, "not a verdict"),
+    ],
+)
+def test_an_answer_that_is_not_the_servers_verdict_is_a_502(change: dict[str, Any], words: str) -> None:
+    answer = {"label": "negative", "score": 0.2, "contributions": [], "top_words": [], **change}
+    with pytest.raises(relay.BadGateway, match=re.escape(words)):
+        relay.to_verdict(json.dumps(answer).encode())
 
 
 # --- CORS and the request's own errors, all answered before the endpoint is called ---
@@ -381,7 +406,8 @@ def test_the_real_servers_own_refusals_pass_through(live: None, monkeypatch: pyt
 @pytest.mark.parametrize("review", ["<br /><br />", "...", "🌟 ✨ 🌟"])
 def test_a_review_without_a_word_the_model_knows_is_unknown(live: None, review: str) -> None:
     status, _, body = call(event(json.dumps({"review": review})))
-    assert status == 200 and body == {"label": "unknown", "probability": 0.5, "top_words": []}
+    assert status == 200 and body["label"] == "unknown" and body["probability"] == 0.5 and body["top_words"] == []
+    assert all(item["contribution"] == 0.0 for item in body["contributions"])
 
 
 def test_emoji_are_judged_as_emoticons(live: None) -> None:

@@ -167,6 +167,20 @@ def test_the_ensemble_explains_with_its_own_weights(small_ensemble: Predictor) -
     assert shares["superb"] > 0 and shares["loved"] > 0
 
 
+def test_explanations_say_where_each_token_stands_and_which_words_decided(small_ensemble: Predictor) -> None:
+    text = "I didn't hate it: a SUPERB ﬁlm &amp; I loved it 😍"
+    (explanation,) = small_ensemble.explain([text])
+    assert [text[start:end] for start, end in explanation.spans][:3] == ["I", "did", "n't"]
+    assert "SUPERB" in [text[start:end] for start, end in explanation.spans]
+    documents = explanation.to_json()
+    assert documents[0] == {"token": "i", "contribution": documents[0]["contribution"], "span": [0, 1]}
+    words = explanation.top_words(3)
+    assert len(words) == 3 and len({w["word"] for w in words}) == 3
+    assert explanation.top_words(100) == sorted(explanation.top_words(100), key=lambda w: -abs(w["contribution"]))
+    repeated = Explanation(tokens=("good", "plot", "good", "the"), contributions=(0.5, 0.1, 0.5, 0.0))
+    assert repeated.top_words() == [{"word": "good", "contribution": 1.0}, {"word": "plot", "contribution": 0.1}]
+
+
 def test_explanations_of_nothing_are_empty(small_ensemble: Predictor) -> None:
     assert small_ensemble.explain([]) == []
     (empty,) = small_ensemble.explain([""])

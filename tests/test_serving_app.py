@@ -200,6 +200,10 @@ def test_explanations_come_when_asked(
     response = client.post(f"/invocations{query}", data=body, headers={"Content-Type": content_type, **headers})
     contributions = response.json["contributions"]
     assert [c["token"] for c in contributions] == small_ensemble.tokenize(POSITIVE)
+    assert [POSITIVE[slice(*c["span"])].lower() for c in contributions] == small_ensemble.tokenize(POSITIVE)
+    top = response.json["top_words"]
+    assert 0 < len(top) <= 8 and top[0]["word"] in {"superb", "masterpiece", "loved", "moving"}
+    assert [abs(w["contribution"]) for w in top] == sorted((abs(w["contribution"]) for w in top), reverse=True)
     assert max(contributions, key=lambda c: c["contribution"])["token"] in {"superb", "masterpiece", "loved", "moving"}
     assert "contributions" not in post(client, POSITIVE, "text/plain").json
 

@@ -216,15 +216,21 @@ def test_html_in_a_review_is_shown_as_text_and_never_run(page: Page, stack: Stac
     review = f"A superb film, I loved it. {ATTACK} {MARKED_ATTACK}"
     judge(page, review)
     expect(page.locator("#result")).to_be_visible()
-    assert page.locator("#highlighted").inner_text() == review
-    assert MARKED_ATTACK in page.locator("#highlighted mark.pos").all_inner_texts()
+    assert page.locator("#highlighted").inner_text() == review  # every character shown, as text
+    # The model's tokens are marked where they stand, even inside what looks like markup: "superb" twice.
+    assert page.locator("#highlighted mark.pos").all_inner_texts().count("superb") == 2
     assert page.locator("#result script, #result img").count() == 0
     assert page.evaluate("window.__pwned") is None
 
 
 def test_html_in_the_apis_words_is_shown_as_text(page: Page, stack: Stack) -> None:
     word = "<img src=x onerror=window.__pwned=4>"
-    verdict = {"label": "positive", "probability": 0.9, "top_words": [{"word": word, "contribution": 0.5}]}
+    verdict = {
+        "label": "positive",
+        "probability": 0.9,
+        "top_words": [{"word": word, "contribution": 0.5}],
+        "contributions": [{"token": word, "contribution": 0.5, "span": [5, 5 + len(word)]}],
+    }
     page.route("**/predict", lambda route: route.fulfill(json=verdict))
     page.goto(stack.url)
     judge(page, f"Nice {word}")
@@ -259,6 +265,13 @@ def test_the_model_server_down_is_an_error_not_a_verdict(page: Page, tmp_path: P
         (200, "application/json", '{"label": "positive", "probability": "0.9", "top_words": []}', "not a verdict"),
         (200, "application/json", '{"label": "negative", "probability": 0.9, "top_words": []}', "not a verdict"),
         (200, "application/json", '{"label": "unknown", "probability": 0.9, "top_words": []}', "not a verdict"),
+        (200, "application/json", '{"label": "positive", "probability": 0.9, "top_words": []}', "not a verdict"),
+        (
+            200,
+            "application/json",
+            '{"label": "positive", "probability": 0.9, "top_words": [], "contributions": [{"token": "a"}]}',
+            "not a verdict",
+        ),
         (200, "application/json", '{"label": "positive", "probability": 0.9, "top_words": "superb"}', "not a verdict"),
         (200, "application/json", '{"label": "positive", "probability": 0.9, "top_words": [{"word": 1}]}', "not"),
         # The endpoint's own shape (score, contributions) is not the relay's: the page must not guess.
@@ -293,6 +306,18 @@ def test_a_review_of_no_known_words_is_shown_as_no_verdict(page: Page, stack: St
     assert page.locator("#highlighted mark").count() == 0 and page.locator("#top-words li").count() == 0
 
 
+def test_the_marks_sit_on_what_was_typed(page: Page, stack: Stack) -> None:
+    review = "Loved the ﬁlm 😍, though I didn’t like the ending 😡"
+    page.goto(stack.url)
+    judge(page, review)
+    expect(page.locator("#result")).to_be_visible()
+    assert page.locator("#highlighted").inner_text() == review
+    marked = page.locator("#highlighted mark").all_inner_texts()
+    assert {"Loved", "😍", "😡"} <= set(marked) and all(text in review for text in marked)
+    assert "😍" in page.locator("#highlighted mark.pos").all_inner_texts()
+    assert "😡" in page.locator("#highlighted mark.neg").all_inner_texts()
+
+
 def test_emoji_get_a_verdict(page: Page, stack: Stack) -> None:
     page.goto(stack.url)
     judge(page, "😍😍")
@@ -310,7 +335,12 @@ def test_emoji_get_a_verdict(page: Page, stack: Stack) -> None:
     ],
 )
 def test_the_uncertain_band(page: Page, stack: Stack, label: str, probability: float, shown: str) -> None:
-    verdict = {"label": label, "probability": probability, "top_words": [{"word": "fine", "contribution": 0.2}]}
+    verdict = {
+        "label": label,
+        "probability": probability,
+        "top_words": [{"word": "fine", "contribution": 0.2}],
+        "contributions": [{"token": "fine", "contribution": 0.2, "span": [2, 6]}],  # in "A fine film."
+    }
     page.route("**/predict", lambda route: route.fulfill(json=verdict))
     page.goto(stack.url)
     judge(page, "A fine film.")

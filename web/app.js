@@ -81,69 +81,61 @@
     return (p * 100).toFixed(1) + " %";
   }
 
-  /** The verdict as {label, probability, top_words}, or null when `data` is not one. */
+  /** The verdict as {label, probability, words, contributions}, or null when `data` is not one. */
   function validVerdict(data) {
     if (!data || typeof data !== "object" || Array.isArray(data)) return null;
-    const { label, probability, top_words: words } = data;
+    const { label, probability, top_words: words, contributions } = data;
     if (label !== "positive" && label !== "negative" && label !== "unknown") return null;
     if (typeof probability !== "number" || !Number.isFinite(probability) || probability < 0 || probability > 1) return null;
     // The model says positive exactly when P(positive) >= 0.5, and "unknown" (no word it knows) with 0.5:
     // an answer that contradicts itself is not shown.
     if (label === "unknown" ? probability !== 0.5 : (label === "positive") !== (probability >= 0.5)) return null;
-    if (!Array.isArray(words)) return null;
+    if (!Array.isArray(words) || !Array.isArray(contributions)) return null;
     for (const item of words) {
-      if (!item || typeof item.word !== "string" || typeof item.contribution !== "number" || !Number.isFinite(item.contribution)) {
-        return null;
-      }
+      if (!item || typeof item.word !== "string" || !isNumber(item.contribution)) return null;
     }
-    return { label, probability, words };
-  }
-
-  /** The normalised forms under which a word of the review may appear among the model's tokens. */
-  function candidates(word) {
-    const lower = word.toLowerCase().replace(/[\u2018\u2019\u02bc]/g, "'");
-    const bare = lower.replace(/^[^\p{L}\p{N}]+|[^\p{L}\p{N}]+$/gu, "");
-    const forms = [lower, bare, bare.replace(/[^\p{L}\p{N}']/gu, "")];
-    if (bare.endsWith("n't")) forms.push("n't", "not", bare.slice(0, -3)); // "didn't" -> "n't" and "did"
-    const apostrophe = bare.indexOf("'");
-    if (apostrophe > 0) forms.push(bare.slice(0, apostrophe)); // "film's" -> "film"
-    return forms.filter(Boolean);
-  }
-
-  /** The contribution of the strongest token that `word` matches, or null. */
-  function contributionOf(word, weights) {
-    let best = null;
-    for (const form of candidates(word)) {
-      if (weights.has(form)) {
-        const value = weights.get(form);
-        if (best === null || Math.abs(value) > Math.abs(best)) best = value;
-      }
+    for (const item of contributions) {
+      if (!item || typeof item.token !== "string" || !isNumber(item.contribution) || !isSpan(item.span)) return null;
     }
-    return best;
+    return { label, probability, words, contributions };
   }
 
-  /** The review re-displayed, the words that drove the decision wrapped in coloured marks. */
-  function renderHighlighted(review, words) {
-    const weights = new Map();
-    for (const { word, contribution } of words) weights.set(word.toLowerCase(), contribution);
-    const strongest = Math.max(1e-9, ...words.map((item) => Math.abs(item.contribution)));
+  function isNumber(value) {
+    return typeof value === "number" && Number.isFinite(value);
+  }
+
+  function isSpan(span) {
+    return Array.isArray(span) && span.length === 2 && Number.isInteger(span[0]) && Number.isInteger(span[1]) &&
+      span[0] >= 0 && span[0] <= span[1];
+  }
+
+  /**
+   * The review re-displayed exactly as typed, each token that moved the verdict marked where the model
+   * says it stands (its span); the model's own deciding words listed below. Nothing here re-tokenizes.
+   * Spans count UTF-16 code units, as JavaScript strings do: the server counts code points, so the text is
+   * walked by code point.
+   */
+  function renderHighlighted(review, contributions, words) {
+    const characters = Array.from(review); // code points
+    const marks = contributions
+      .filter((item) => item.contribution !== 0 && item.span[1] <= characters.length && item.span[0] < item.span[1])
+      .sort((a, b) => a.span[0] - b.span[0]);
+    const strongest = Math.max(1e-9, ...marks.map((item) => Math.abs(item.contribution)));
     const container = $("highlighted");
     container.replaceChildren();
-    // Split into runs of non-space and space, keeping every character, so the text reads exactly as typed.
-    for (const piece of review.split(/(\s+)/)) {
-      if (!piece) continue;
-      const value = /\S/.test(piece) ? contributionOf(piece, weights) : null;
-      if (value === null || value === 0) {
-        container.append(document.createTextNode(piece));
-        continue;
-      }
+    let position = 0;
+    for (const { contribution, span } of marks) {
+      if (span[0] < position) continue; // overlapping spans: the first one keeps the characters
+      if (span[0] > position) container.append(document.createTextNode(characters.slice(position, span[0]).join("")));
       const mark = document.createElement("mark");
-      mark.className = "mark " + (value > 0 ? "pos" : "neg");
-      mark.style.setProperty("--strength", String(Math.min(1, Math.abs(value) / strongest)));
-      mark.title = (value > 0 ? "towards positive " : "towards negative ") + value.toFixed(2);
-      mark.textContent = piece;
+      mark.className = "mark " + (contribution > 0 ? "pos" : "neg");
+      mark.style.setProperty("--strength", String(Math.min(1, Math.abs(contribution) / strongest)));
+      mark.title = (contribution > 0 ? "towards positive " : "towards negative ") + contribution.toFixed(2);
+      mark.textContent = characters.slice(span[0], span[1]).join("");
       container.append(mark);
+      position = span[1];
     }
+    if (position < characters.length) container.append(document.createTextNode(characters.slice(position).join("")));
     const list = $("top-words");
     list.replaceChildren();
     for (const { word, contribution } of words) {
@@ -163,7 +155,7 @@
       heading.className = "verdict unknown";
       $("probability").textContent = "None of these words is one the model learned from movie reviews, " +
         "so it gives no verdict. Try a sentence about the film.";
-      renderHighlighted(review, []);
+      renderHighlighted(review, [], []);
       result.hidden = false;
       return;
     }
@@ -172,7 +164,7 @@
     heading.className = "verdict " + (uncertain ? "uncertain" : label);
     $("probability").textContent = "Probability positive: " + percent(probability) +
       (label === "negative" ? " (negative: " + percent(1 - probability) + ")" : "");
-    renderHighlighted(review, verdict.words);
+    renderHighlighted(review, verdict.contributions, verdict.words);
     result.hidden = false;
   }
 

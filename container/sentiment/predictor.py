@@ -7,6 +7,7 @@ tokenization or encoding. Imports no training or serving code.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,12 +20,14 @@ from sentiment.errors import SentimentError
 from sentiment.models.ensemble import EnsembleWeights
 from sentiment.models.linear import LinearScorer
 from sentiment.models.lstm import LSTMClassifier, lstm_contributions, lstm_logits
+from sentiment.spans import Span, span_tokenizer
 from sentiment.text import tokenizer_from_settings
 from sentiment.vocabulary import EncodedBatch, Truncation, Vocabulary, encode_batch
 
 LABELS = ("negative", "positive")
 UNKNOWN = "unknown"  # the label of a text with no word the model knows: no evidence either way
 THRESHOLD = 0.5  # a text is positive when its probability of positive is at least this
+TOP_WORDS = 8  # the deciding words a verdict names
 Precision = Literal["float32", "bfloat16"]
 ENCODED_REVIEWS_AT_ONCE = 4_096  # reviews encoded together (4,096 x 400 ids: 6.5 MB)
 PRECISION_PROBE = "A moving film, though not without its flaws: well acted, and I would watch it again."
@@ -54,16 +57,34 @@ class Prediction:
 
 @dataclass(frozen=True)
 class Explanation:
-    """A review's tokens, in order, each with its share of the logit."""
+    """A review's tokens, in order, each with its share of the logit and where it stands in the text as typed.
+
+    `spans[i]` is the (start, end) of token i in the review's text (`text[start:end]` is what was typed
+    for it); empty when the explanation was made from tokens alone.
+    """
 
     tokens: tuple[str, ...]
     contributions: tuple[float, ...]
+    spans: tuple[Span, ...] = ()
 
     def to_json(self) -> list[dict[str, Any]]:
-        return [
+        """Each token with its share (rounded to 4 places) and, when known, its span."""
+        documents: list[dict[str, Any]] = [
             {"token": token, "contribution": round(share, 4)}
             for token, share in zip(self.tokens, self.contributions, strict=True)
         ]
+        for document, span in zip(documents, self.spans, strict=False):
+            document["span"] = list(span)
+        return documents
+
+    def top_words(self, count: int = TOP_WORDS) -> list[dict[str, Any]]:
+        """The `count` tokens that moved the verdict most, either way: each token once (its shares summed),
+        strongest first, none that moved nothing. What the page lists under the verdict."""
+        totals: dict[str, float] = {}
+        for token, share in zip(self.tokens, self.contributions, strict=True):
+            totals[token] = totals.get(token, 0.0) + share
+        ranked = sorted(((word, share) for word, share in totals.items() if share != 0.0), key=lambda p: -abs(p[1]))
+        return [{"word": word, "contribution": round(share, 4)} for word, share in ranked[:count]]
 
 
 @dataclass(frozen=True)
@@ -101,6 +122,7 @@ class Predictor:
         self.family = family
         self.tokenizer_settings = tokenizer
         self.tokenize = tokenizer_from_settings(tokenizer)
+        self.tokenize_with_spans = span_tokenizer(tokenizer)  # the same tokens, slower: for explanations
         self.vocabulary = vocabulary
         self.encoding = encoding
         self.lstm = lstm.eval() if lstm is not None else None
@@ -190,8 +212,17 @@ class Predictor:
         return self.ensemble.combine(parts["lstm"], parts["linear"], np.array([len(tokens) for tokens in token_lists]))
 
     def explain(self, texts: Sequence[str]) -> list[Explanation]:
-        """Each text's tokens with their share of its logit (each family's module says how it is computed)."""
-        return [self.explain_tokens(self.tokenize(text)) for text in texts]
+        """Each text's tokens with their share of its logit (each family's module says how it is computed)
+        and their spans in the text."""
+        return [self.explain_text(text, self.tokenize(text)) for text in texts]
+
+    def explain_text(self, text: str, tokens: Sequence[str]) -> Explanation:
+        """The explanation of `text`, whose tokens (`self.tokenize(text)`) are given, with each token's span."""
+        traced, spans = self.tokenize_with_spans(text)
+        if traced != list(tokens):  # the two tokenizers are tested to agree; never show spans of other tokens
+            log.error("token spans disagree with the tokens of a %d-character text; explained without spans", len(text))
+            spans = []
+        return dataclasses.replace(self.explain_tokens(tokens), spans=tuple(spans))
 
     def explain_tokens(self, tokens: Sequence[str]) -> Explanation:
         if not self.knows_a_word([tokens])[0]:  # an "unknown" verdict: no word decided anything

@@ -119,12 +119,14 @@ def _invoke(server: Server) -> Response:
         token_lists = [predictor.tokenize(review) for review in decoded.reviews]
         _check_tokens(token_lists, explain, settings)
         scores = server.batcher.submit(token_lists, timeout=settings.timeout)
-        explanations = [predictor.explain_tokens(tokens) for tokens in token_lists] if explain else None
+        pairs = zip(decoded.reviews, token_lists, strict=True)
+        explanations = [predictor.explain_text(review, tokens) for review, tokens in pairs] if explain else None
         results = [
             Result(
                 label=verdict.label,
                 score=verdict.score,
                 contributions=explanations[number].to_json() if explanations is not None else None,
+                top_words=explanations[number].top_words() if explanations is not None else None,
             )
             for number, verdict in enumerate(predictor.verdicts(token_lists, scores))
         ]

@@ -11,8 +11,9 @@ Content types (the request):
 
 A review in JSON may be a string or an object with "text" (or "review"). Accept picks the answer:
 application/json, application/jsonlines, text/csv (`label,score`) or text/plain (`label score`),
-one line per review for the last three, in order. Per-token contributions, when asked for, travel
-in the JSON forms only.
+one line per review for the last three, in order. Explanations, when asked for, travel in the JSON
+forms only: each token's contribution and its span in the review as sent (`[start, end)`, in
+characters), and the deciding words ("top_words").
 
 In Batch Transform (SageMaker sets SAGEMAKER_BATCH=true) with the MultiRecord strategy, a text/plain
 body is what SplitType=Line makes of a text file, one record per line, and it is answered one line
@@ -60,16 +61,19 @@ class Decoded:
 
 @dataclass(frozen=True)
 class Result:
-    """One review's answer."""
+    """One review's answer: the predictor's verdict and, when asked for, its explanation."""
 
     label: str
     score: float
-    contributions: list[dict[str, Any]] | None = field(default=None)
+    contributions: list[dict[str, Any]] | None = field(default=None)  # each token: contribution, span
+    top_words: list[dict[str, Any]] | None = field(default=None)  # the deciding words, strongest first
 
     def to_json(self) -> dict[str, Any]:
         document: dict[str, Any] = {"label": self.label, "score": self.score}
         if self.contributions is not None:
             document["contributions"] = self.contributions
+        if self.top_words is not None:
+            document["top_words"] = self.top_words
         return document
 
 
