@@ -14,7 +14,8 @@ from werkzeug.test import TestResponse
 
 from sentiment.contract import MAX_PAYLOAD_MB, ServingSettings
 from sentiment.predictor import Predictor
-from sentiment.serving.app import MAX_EXPLAINED_REVIEWS, create_app
+from sentiment.serving.app import create_app
+from sentiment.serving.predict import MAX_EXPLAINED_REVIEWS
 
 POSITIVE = "A superb, moving masterpiece. I loved it."
 NEGATIVE = "An awful, boring, dreadful waste of time. I hated it."

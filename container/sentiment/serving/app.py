@@ -8,8 +8,11 @@
     GET  /execution-parameters  what Batch Transform should send (multi-record, 6 MB)
     GET  /metrics               Prometheus text format
 
-Explanations (per-token contributions) are asked for with `?explain=true`, `"explain": true` in a
-JSON object body, or `explain=true` in SageMaker's CustomAttributes header. Every error is a JSON
+A request takes SageMaker's four steps, each in its own place: `model_fn` (loading.py, through the
+worker's ModelHolder), `input_fn` and `output_fn` (codecs.py; Accept negotiated once, by
+`answer_type`), `predict_fn` (predict.py). Explanations (per-token contributions with their spans,
+and the deciding words) are asked for with `?explain=true`, `"explain": true` in a JSON object body,
+or `explain=true` in SageMaker's CustomAttributes header. Every error is a JSON
 body `{"error": ..., "message": ...}` with its status, mapped in `_answer_error` alone; no review
 text reaches the logs unless SENTIMENT_LOG_REVIEWS=1.
 """
@@ -31,17 +34,17 @@ from werkzeug.exceptions import HTTPException
 from sentiment.contract import ServingSettings
 from sentiment.predictor import LABELS, UNKNOWN, Predictor
 from sentiment.serving.batching import MicroBatcher
-from sentiment.serving.codecs import Result, answer_type, input_fn, output_fn
+from sentiment.serving.codecs import answer_type, input_fn, output_fn
 from sentiment.serving.errors import BadRequest, PayloadTooLarge, ServingError
 from sentiment.serving.loading import ModelHolder, model_fn, model_source
 from sentiment.serving.memory import release_freed_memory
 from sentiment.serving.metrics import Metrics
+from sentiment.serving.predict import WorkLimits, check_reviews, predict_fn
 from sentiment.settings import parse_flag
 
 log = logging.getLogger("sentiment.serving")
 
 DRAINED_BODY_FACTOR = 4  # a body over the limit, up to this many times it, is read before the 413
-MAX_EXPLAINED_REVIEWS = 64  # explanations cost a backward pass per review: not for whole batches
 LARGE_BODY_BYTES = 512 * 1024  # bodies over this are handled one at a time per worker (memory)
 CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
 
@@ -113,23 +116,13 @@ def _invoke(server: Server) -> Response:
         g.reviews = len(decoded.reviews)
         media_type = answer_type(decoded, request.headers.get("Accept"), settings.batch_transform)  # 406 first
         explain = decoded.explain or _explain_asked()
-        _check_records(decoded.reviews, explain, settings)
+        limits = WorkLimits.of(settings)
+        check_reviews(decoded, explain, limits)  # before waiting for a model: a 413 needs none
         # /ping says whether this worker is ready; a request that reaches a worker still loading waits for it.
         predictor = server.model.get(wait=settings.timeout)
-        token_lists = [predictor.tokenize(review) for review in decoded.reviews]
-        _check_tokens(token_lists, explain, settings)
-        scores = server.batcher.submit(token_lists, timeout=settings.timeout)
-        pairs = zip(decoded.reviews, token_lists, strict=True)
-        explanations = [predictor.explain_text(review, tokens) for review, tokens in pairs] if explain else None
-        results = [
-            Result(
-                label=verdict.label,
-                score=verdict.score,
-                contributions=explanations[number].to_json() if explanations is not None else None,
-                top_words=explanations[number].top_words() if explanations is not None else None,
-            )
-            for number, verdict in enumerate(predictor.verdicts(token_lists, scores))
-        ]
+        results = predict_fn(
+            decoded, predictor, lambda tokens: server.batcher.submit(tokens, timeout=settings.timeout), explain, limits
+        )
         for label in (*LABELS, UNKNOWN):
             server.metrics.predictions.labels(label=label).inc(sum(result.label == label for result in results))
         if settings.log_reviews:
@@ -145,29 +138,6 @@ def _releasing_memory(large: bool) -> Iterator[None]:
     finally:
         if large:
             release_freed_memory()
-
-
-def _check_records(reviews: list[str], explain: bool, settings: ServingSettings) -> None:
-    """PayloadTooLarge, naming the limit, for more reviews than one request may hold."""
-    limit = MAX_EXPLAINED_REVIEWS if explain else settings.max_records
-    if len(reviews) > limit:
-        what = "explained reviews" if explain else "reviews"
-        raise PayloadTooLarge(
-            f"the request holds {len(reviews):,} reviews; the limit is {limit:,} {what} per request: "
-            "split it into smaller requests"
-        )
-
-
-def _check_tokens(token_lists: list[list[str]], explain: bool, settings: ServingSettings) -> None:
-    """PayloadTooLarge, naming the limit, for more words than one request may hold (the work grows with them)."""
-    tokens = sum(len(tokens) for tokens in token_lists)
-    limit = settings.max_explained_tokens if explain else settings.max_tokens
-    if tokens > limit:
-        what = "words to explain" if explain else "words"
-        raise PayloadTooLarge(
-            f"the request holds {tokens:,} words (tokens); the limit is {limit:,} {what} per request: "
-            "split it into smaller requests"
-        )
 
 
 @routes.get("/execution-parameters")
