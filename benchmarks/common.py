@@ -28,11 +28,22 @@ def machine() -> dict[str, Any]:
                 break
     return {
         "cpu": cpu,
+        "cpu_capability": _cpu_capability(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "git_commit": _git_commit(),
     }
+
+
+def _cpu_capability() -> str:
+    """What torch computes with on this CPU ("AVX512", "AVX2", ...) and whether it has native bfloat16:
+    the two kinds of CPU this project runs on give different figures."""
+    import torch
+
+    from sentiment.predictor import native_bfloat16
+
+    return f"{torch.backends.cpu.get_cpu_capability()}{', native bfloat16' if native_bfloat16() else ''}"
 
 
 def _git_commit() -> str:

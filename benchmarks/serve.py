@@ -13,11 +13,16 @@ Rows (the bundled model unless --model; `serve` started here with its defaults, 
                  the model's own time per review (in this process, one torch thread as each worker
                  has), alone and in a batch of 64: their ratio bounds what batching can gain here,
                  as HTTP costs the same per request either way
+  share of the model's ceiling
+                 "batching on" over what the workers would score with batches of 64 back to back:
+                 how much of the model's own speed the server keeps
   low load       one client at a time: latency percentiles (target: p99 <= 25 ms)
   6 MB batch     one MultiRecord JSON Lines payload of IMDb test reviews (target: >= 1,000 reviews/s)
   image          with --image: the image's size and its cold start (container start to first 200 on /ping)
 Reviews come from data/channels/test (`make data`); none is stored in the results.
-Needs wrk (`apt-get install wrk`). Writes benchmarks/results/serve.json.
+Needs wrk (`apt-get install wrk`). Writes benchmarks/results/serve.json (`--results NAME`: NAME.json, e.g.
+serve-avx2 for a run with ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2); the machine's CPU capability
+is recorded with it.
 """
 
 from __future__ import annotations
@@ -246,6 +251,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5, help="of each round under load")
     parser.add_argument("--rounds", type=int, default=3, help="turns of each server under load")
     parser.add_argument("--image", help="also measure this Docker image's size and cold start")
+    parser.add_argument("--results", default="serve", help="results/NAME.json (default: %(default)s)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         parser.error("wrk is not installed: apt-get install wrk")
@@ -269,7 +275,15 @@ def main() -> None:
         )
         note = f"target >= 5x; rounds: {', '.join(f'{ratio:.2f}' for ratio in ratios)}"
         rows.append(row("batching gain", round(ratios[len(ratios) // 2], 2), "x", note))
-        rows.extend(model_rows(args.model, review, BATCH))
+        model = model_rows(args.model, review, BATCH)
+        rows.extend(model)
+        # What the server makes of the model's own batched speed on the same cores: every worker scoring
+        # batches of 64 back to back would answer workers x 1000 / (ms per review in 64) reviews a second.
+        workers = ServingSettings.from_environment({}).workers
+        ceiling = workers * 1000 / next(item["value"] for item in model if item["case"] == f"model in {BATCH}")
+        served = next(item["value"] for item in rows if item["case"] == "batching on")
+        note = f"batching on vs {workers} workers x the model in {BATCH} ({ceiling:,.0f} reviews/s)"
+        rows.append(row("share of the model's ceiling", round(served / ceiling, 3), "", note))
         with serving(args.model) as url:
             wrk(url, review_file, 1, 2)
             low = wrk(url, review_file, 1, 10)
@@ -284,7 +298,7 @@ def main() -> None:
     if args.image:
         rows.extend(image_rows(args.image))
     print_table(rows, ["case", "value", "unit", "note"])
-    path = write_results("serve", {"review_words": len(review.split()), "clients": args.clients, "rows": rows})
+    path = write_results(args.results, {"review_words": len(review.split()), "clients": args.clients, "rows": rows})
     print(f"results: {path.relative_to(REPOSITORY)}")
 
 
