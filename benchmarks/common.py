@@ -41,7 +41,7 @@ def _cpu_capability() -> str:
     the two kinds of CPU this project runs on give different figures."""
     import torch
 
-    from sentiment.predictor import native_bfloat16
+    from sentiment.models.lstm import native_bfloat16
 
     return f"{torch.backends.cpu.get_cpu_capability()}{', native bfloat16' if native_bfloat16() else ''}"
 

@@ -84,8 +84,8 @@ def main() -> None:
         model = load_model(path)
         name = "bundled" if path is None else str(path)
         rows.append(measure(name, model, sets))
-        if model.ensemble is not None and model.ensemble.short_lstm is not None:
-            model.ensemble = replace(model.ensemble, short_lstm=None, short_linear=None, short_bias=None)
+        if model.ensemble is not None and model.ensemble.short_weights is not None:
+            model.ensemble = replace(model.ensemble, short_weights=None, short_bias=None)
             rows.append(measure(f"{name}, review weights only", model, sets))
     print_table(rows, ["model", "ours_acc", "ours_uncertain", "imdb_last_acc", "imdb_last_uncertain"])
     sizes = {name: len(texts) for name, (texts, _) in sets.items()}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import tarfile
 from pathlib import Path
@@ -38,8 +37,8 @@ def test_a_saved_model_predicts_exactly_as_before(saved: Path, ensemble: Predict
     assert np.array_equal(loaded.logits(TEXTS), ensemble.logits(TEXTS))
     assert [p.label for p in loaded.predict(TEXTS)] == [p.label for p in ensemble.predict(TEXTS)]
     assert sorted(p.name for p in saved.iterdir()) == [MANIFEST, VOCABULARY, WEIGHTS]
-    assert loaded.linear is not None and ensemble.linear is not None
-    assert loaded.linear.negation_window == ensemble.linear.negation_window == 5
+    assert set(loaded.members) == set(ensemble.members) == {"lstm", "linear"}
+    assert loaded.members["linear"].scorer.negation_window == 5  # type: ignore[attr-defined]
 
 
 def test_a_model_tarball_loads_like_the_folder(saved: Path, ensemble: Predictor, tmp_path: Path) -> None:
@@ -116,15 +115,15 @@ def test_a_format_1_model_loads_with_one_set_of_ensemble_weights(saved: Path, en
     manifest["ensemble"] = {name: manifest["ensemble"][name] for name in ("lstm", "linear", "bias")}
     (saved / MANIFEST).write_text(json.dumps(manifest))
     loaded = load_model(saved)
-    assert loaded.ensemble is not None and loaded.ensemble.short_lstm is None
-    assert loaded.linear is not None and loaded.linear.negation_window == 0  # format 1 had no negation scopes
-    assert ensemble.linear is not None
+    assert loaded.ensemble is not None and loaded.ensemble.short_weights is None
+    linear = loaded.members["linear"]
+    assert linear.scorer.negation_window == 0  # type: ignore[attr-defined]  # format 1 had no negation scopes
     ensemble = copy.copy(ensemble)  # with its linear model read as format 1 reads it: no negation scopes
-    ensemble.linear = dataclasses.replace(ensemble.linear, negation_window=0)
+    ensemble.members = {**ensemble.members, "linear": linear}
     parts = ensemble.part_logits([ensemble.tokenize(text) for text in TEXTS])
     weights = ensemble.ensemble
     assert weights is not None
-    expected = weights.lstm * parts["lstm"] + weights.linear * parts["linear"] + weights.bias
+    expected = weights.weights["lstm"] * parts["lstm"] + weights.weights["linear"] * parts["linear"] + weights.bias
     assert np.allclose(loaded.logits(TEXTS), expected, atol=1e-5)
 
 

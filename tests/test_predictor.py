@@ -11,11 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import sentiment.predictor
+import sentiment.models.lstm
 from sentiment.artifacts import save_model
-from sentiment.models.ensemble import EnsembleWeights
-from sentiment.models.lstm import lstm_contributions
-from sentiment.predictor import Explanation, PrecisionError, Prediction, Predictor, native_bfloat16
+from sentiment.models.lstm import PrecisionError, lstm_contributions, native_bfloat16
+from sentiment.predictor import Explanation, Prediction, Predictor
 from tests.test_training import made_up
 
 
@@ -72,10 +71,25 @@ def test_batch_and_single_predictions_agree(predictor: Predictor) -> None:
 
 
 def test_a_predictor_needs_its_parts(predictor: Predictor) -> None:
-    with pytest.raises(ValueError, match="needs its"):
+    only_lstm = {"lstm": predictor.members["lstm"]}
+    with pytest.raises(ValueError, match="needs its linear part"):
         Predictor(
-            "ensemble", predictor.tokenizer_settings, predictor.vocabulary, predictor.encoding, lstm=predictor.lstm
+            "ensemble",
+            predictor.tokenizer_settings,
+            predictor.vocabulary,
+            predictor.encoding,
+            only_lstm,
+            predictor.ensemble,
         )
+    with pytest.raises(ValueError, match="needs its weights"):
+        Predictor("ensemble", predictor.tokenizer_settings, predictor.vocabulary, predictor.encoding, predictor.members)
+    with pytest.raises(ValueError, match="unknown model family 'xgboost'"):
+        Predictor("xgboost", predictor.tokenizer_settings, predictor.vocabulary, predictor.encoding, predictor.members)
+    lstm_alone = Predictor("lstm", predictor.tokenizer_settings, predictor.vocabulary, predictor.encoding, only_lstm)
+    texts = ["a superb film", "an awful film"]
+    assert np.array_equal(
+        lstm_alone.logits(texts), predictor.part_logits([predictor.tokenize(t) for t in texts])["lstm"]
+    )
 
 
 @pytest.mark.skipif(not native_bfloat16(), reason="this CPU has no native bfloat16 (the refusal is tested below)")
@@ -97,7 +111,7 @@ AVX2_ONLY = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
 ON_AVX2_ONLY = """
 import json, sys
 from sentiment.artifacts import load_model
-from sentiment.predictor import PrecisionError
+from sentiment.models.lstm import PrecisionError
 predictor = load_model(sys.argv[1])
 answer = {"auto": predictor.use_precision("auto"), "scores": predictor.predict_proba(["a fine film"]).tolist()}
 try:
@@ -129,24 +143,18 @@ def test_without_native_bfloat16_auto_is_float32_and_bfloat16_is_refused(predict
 def test_a_bfloat16_that_disagrees_with_float32_is_refused(
     predictor: Predictor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = sentiment.predictor.lstm_logits
+    real = sentiment.models.lstm.lstm_logits
 
     def broken_bfloat16(model: object, encoded: object, device: object = None, bfloat16: bool = False) -> np.ndarray:
         logits = real(model, encoded, device)  # type: ignore[arg-type]
         return logits + 5.0 if bfloat16 else logits  # a kernel that runs but computes nonsense
 
-    monkeypatch.setattr(sentiment.predictor, "native_bfloat16", lambda: True)
-    monkeypatch.setattr(sentiment.predictor, "lstm_logits", broken_bfloat16)
+    monkeypatch.setattr(sentiment.models.lstm, "native_bfloat16", lambda: True)
+    monkeypatch.setattr(sentiment.models.lstm, "lstm_logits", broken_bfloat16)
     with pytest.raises(PrecisionError, match="differs from float32"):
         predictor.use_precision("bfloat16")
     assert predictor.use_precision("auto") == "float32"
     assert predictor.precision == "float32"
-
-
-def test_ensemble_weights_without_short_weights_are_one_set_for_every_length() -> None:
-    weights = EnsembleWeights(lstm=1.0, linear=2.0, bias=0.5)  # a model saved before short-text weights
-    logits = weights.combine(np.array([1.0, -1.0]), np.array([0.5, 0.5]), np.array([3, 300]))
-    assert logits.tolist() == [2.5, 0.5]
 
 
 def test_the_ensemble_explains_with_its_own_weights(small_ensemble: Predictor) -> None:
@@ -154,14 +162,15 @@ def test_the_ensemble_explains_with_its_own_weights(small_ensemble: Predictor) -
     assert explanation.tokens == tuple(small_ensemble.tokenize("A superb, moving film. I loved it, not awful at all!"))
     tokens = list(explanation.tokens)
     weights = small_ensemble.ensemble
-    assert weights is not None and small_ensemble.lstm is not None and small_ensemble.linear is not None
-    linear = small_ensemble.linear
-    lstm_weight, linear_weight, _ = weights.weights(np.array([len(tokens)]))  # this text's length decides
-    assert weights.short_lstm is not None and lstm_weight[0] != weights.lstm  # a short text: blended weights
+    assert weights is not None and weights.short_weights is not None
+    linear = small_ensemble.members["linear"].scorer  # type: ignore[attr-defined]
+    lstm = small_ensemble.members["lstm"].network  # type: ignore[attr-defined]
+    at_length, _ = weights.weights_at(np.array([len(tokens)]))  # this text's length decides
+    assert at_length["lstm"][0] != weights.weights["lstm"]  # a short text: blended weights
     assert linear.negation_window > 0  # "not awful at all": a negation scope, explained with its own features
     linear_part = linear.contributions(small_ensemble.vocabulary, tokens)
-    lstm_part = lstm_contributions(small_ensemble.lstm, small_ensemble.vocabulary, tokens, 500, "head_tail")
-    expected = linear_weight[0] * linear_part + lstm_weight[0] * lstm_part
+    lstm_part = lstm_contributions(lstm, small_ensemble.vocabulary, tokens, 500, "head_tail")
+    expected = at_length["linear"][0] * linear_part + at_length["lstm"][0] * lstm_part
     assert np.allclose(explanation.contributions, expected, atol=1e-6)
     shares = dict(zip(explanation.tokens, explanation.contributions, strict=True))
     assert shares["superb"] > 0 and shares["loved"] > 0

@@ -177,10 +177,10 @@ def test_short_text_weights_fit_short_texts_and_leave_reviews_alone(data: tuple)
         hp = parse_hyperparameters([*SMALL, "--model", "ensemble", "--short_text_weights", enabled])
         models[enabled] = fit(hp, train, validation, report=lambda line: None).predictor
     with_short, without = models["true"], models["false"]
-    assert without.ensemble is not None and without.ensemble.short_lstm is None
-    assert with_short.ensemble is not None and with_short.ensemble.short_lstm is not None
+    assert without.ensemble is not None and without.ensemble.short_weights is None
+    assert with_short.ensemble is not None and with_short.ensemble.short_weights is not None
     # The same seed trains the same parts; review-length texts keep the review weights exactly.
-    assert (with_short.ensemble.lstm, with_short.ensemble.linear) == (without.ensemble.lstm, without.ensemble.linear)
+    assert with_short.ensemble.weights == without.ensemble.weights
     long_reviews = [make_review(random.Random(seed), bool(seed % 2), words=120) for seed in range(10)]
     assert min(len(with_short.tokenize(text)) for text in long_reviews) >= 80
     assert np.allclose(with_short.logits(long_reviews), without.logits(long_reviews))

@@ -26,10 +26,10 @@ from safetensors.torch import save as save_tensors
 
 from sentiment.errors import SentimentError
 from sentiment.files import atomic_writer, write_json_atomic
+from sentiment.models import MEMBERS
 from sentiment.models.ensemble import ensemble_document, load_ensemble
-from sentiment.models.linear import linear_parts, load_linear
-from sentiment.models.lstm import load_lstm, lstm_tensors
-from sentiment.predictor import Encoding, Predictor
+from sentiment.models.member import Encoding, LoadContext
+from sentiment.predictor import Predictor
 from sentiment.vocabulary import Vocabulary, VocabularyError
 
 MODEL_FORMAT = "sentiment-model"
@@ -51,12 +51,10 @@ def save_model(predictor: Predictor, directory: Path, half: bool = False, extra:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
-    linear: dict[str, Any] | None = None
-    if predictor.lstm is not None:
-        tensors.update(lstm_tensors(predictor.lstm))
-    if predictor.linear is not None:
-        linear_weights, linear = linear_parts(predictor.linear)
-        tensors.update(linear_weights)
+    documents: dict[str, dict[str, Any] | None] = dict.fromkeys(MEMBERS)  # every member: its part, or null
+    for name, member in predictor.members.items():
+        member_tensors, documents[name] = member.saved()
+        tensors.update(member_tensors)
     if half:
         tensors = {name: t.half() if t.is_floating_point() else t for name, t in tensors.items()}
     files = {
@@ -72,8 +70,7 @@ def save_model(predictor: Predictor, directory: Path, half: bool = False, extra:
         "family": predictor.family,
         "tokenizer": predictor.tokenizer_settings,
         "encoding": {"max_length": predictor.encoding.max_length, "truncation": predictor.encoding.truncation},
-        "lstm": predictor.lstm.config.to_json() if predictor.lstm is not None else None,
-        "linear": linear,
+        **documents,
         "ensemble": ensemble_document(predictor.ensemble) if predictor.ensemble is not None else None,
         "weights_dtype": "float16" if half else "float32",
         "files": {name: _sha256(data) for name, data in files.items()},
@@ -127,13 +124,14 @@ def predictor_from_files(files: dict[str, bytes], source: str) -> Predictor:
         vocabulary = Vocabulary.from_json(
             _json(files[VOCABULARY], f"{source}: {VOCABULARY}"), f"{source}: {VOCABULARY}"
         )
+        context = LoadContext(vocabulary, Encoding(**manifest["encoding"]), manifest["version"])
+        members = {name: load(manifest[name], tensors, context) for name, load in MEMBERS.items() if manifest.get(name)}
         return Predictor(
             manifest["family"],
             manifest["tokenizer"],
             vocabulary,
-            Encoding(**manifest["encoding"]),
-            lstm=load_lstm(manifest["lstm"], tensors, len(vocabulary)) if manifest.get("lstm") else None,
-            linear=load_linear(manifest["linear"], tensors, manifest["version"]) if manifest.get("linear") else None,
+            context.encoding,
+            members,
             ensemble=load_ensemble(manifest["ensemble"]) if manifest.get("ensemble") else None,
             version=_sha256(files[MANIFEST])[:12],
         )

@@ -38,6 +38,7 @@ from sentiment.models.ensemble import EnsembleWeights
 from sentiment.models.linear import (
     FeatureSpace,
     LinearConfig,
+    LinearMember,
     LinearScorer,
     LinearSettings,
     NgramLinear,
@@ -45,8 +46,9 @@ from sentiment.models.linear import (
     ngram_keys,
     token_ids,
 )
-from sentiment.models.lstm import LSTMClassifier, LSTMConfig, LSTMSettings, lstm_logits
-from sentiment.predictor import Encoding, Predictor
+from sentiment.models.lstm import LSTMClassifier, LSTMConfig, LSTMMember, LSTMSettings, lstm_logits
+from sentiment.models.member import Encoding, Member
+from sentiment.predictor import Predictor
 from sentiment.text import get_tokenizer, sentences, tokenizer_settings
 from sentiment.vectors import ppmi_svd_vectors
 from sentiment.vocabulary import EncodedBatch, Vocabulary
@@ -97,7 +99,7 @@ def fit(
     def unlabeled_tokens() -> list[list[str]]:  # tokenized once, when first needed
         return [tokenize(text) for text in unlabeled_texts]
 
-    lstm = linear = None
+    members: dict[str, Member] = {}  # in the order the ensemble adds them (sentiment.models.MEMBERS)
     history: list[dict[str, float]] = []
     if hp.model in ("lstm", "ensemble"):
         vectors = None
@@ -109,7 +111,7 @@ def fit(
         with _timed(timings, "lstm"):
             train_ids = encoding.encode(vocabulary, train_tokens)
             validation_ids = encoding.encode(vocabulary, validation_tokens)
-            lstm, history = train_lstm(
+            network, history = train_lstm(
                 hp.lstm,
                 hp.seed,
                 choose_device(hp.device),
@@ -119,13 +121,14 @@ def fit(
                 store,
                 report,
             )
+            members["lstm"] = LSTMMember(network, vocabulary, encoding)
     if hp.model in ("linear", "ensemble"):
         with _timed(timings, "linear"):
-            linear = train_linear(hp.linear, hp.seed, vocabulary, train_tokens, train.label, store, report)
+            scorer = train_linear(hp.linear, hp.seed, vocabulary, train_tokens, train.label, store, report)
+            members["linear"] = LinearMember(scorer, vocabulary)
 
-    predictor, scores = assemble(
-        hp, vocabulary, encoding, lstm, linear, Labeled(validation_tokens, validation.label), short, report
-    )
+    labeled_validation = Labeled(validation_tokens, validation.label)
+    predictor, scores = assemble(hp, vocabulary, encoding, members, labeled_validation, short, report)
     if hp.model == "ensemble" and hp.ensemble.pseudo_labels and unlabeled_texts:
         # Second round: the first ensemble labels the unlabeled reviews and the linear model learns
         # from them as well as from train; the LSTM's judgement reaches the n-gram weights.
@@ -136,12 +139,11 @@ def fit(
             )
             tokens = [*train_tokens, *unlabeled_tokens()]
             labels = np.concatenate([train.label, pseudo]).astype(np.int8)
-            linear = train_linear(
+            scorer = train_linear(
                 hp.linear, hp.seed, vocabulary, tokens, labels, store, report, "linear_student", len(train_tokens)
             )
-        predictor, scores = assemble(
-            hp, vocabulary, encoding, lstm, linear, Labeled(validation_tokens, validation.label), short, report
-        )
+            members["linear"] = LinearMember(scorer, vocabulary)
+        predictor, scores = assemble(hp, vocabulary, encoding, members, labeled_validation, short, report)
     return TrainingResult(predictor=predictor, history=history, timings=timings, validation=scores)
 
 
@@ -157,29 +159,24 @@ def assemble(
     hp: Hyperparameters,
     vocabulary: Vocabulary,
     encoding: Encoding,
-    lstm: LSTMClassifier | None,
-    linear: LinearScorer | None,
-    validation: Labeled,
-    short: Labeled,
+    members: dict[str, Member],
+    validation: Labeled[list[list[str]]],
+    short: Labeled[list[list[str]]],
     report: Report,
 ) -> tuple[Predictor, dict[str, float]]:
     """The predictor of `hp.model` (ensemble weights fitted here: on the validation reviews, and on
     `short`, sentences cut from them, for short texts) and each part's validation accuracy."""
-    parts = {}
-    if lstm is not None:
-        parts["lstm"] = lstm_logits(lstm, encoding.encode(vocabulary, validation.tokens))
-    if linear is not None:
-        parts["linear"] = linear.logits(vocabulary, validation.tokens)
+    parts = {name: member.logits(validation.tokens) for name, member in members.items()}
     ensemble = None
     if hp.model == "ensemble":
-        ensemble = fit_ensemble(parts["lstm"], parts["linear"], validation.labels)
-        report(f"ensemble: logit = {ensemble.lstm:.3f} lstm + {ensemble.linear:.3f} linear + {ensemble.bias:.3f}")
+        ensemble = fit_ensemble(parts, validation.labels)
+        terms = " + ".join(f"{weight:.3f} {name}" for name, weight in ensemble.weights.items())
+        report(f"ensemble: logit = {terms} + {ensemble.bias:.3f}")
         if short.tokens:
-            assert lstm is not None and linear is not None
-            ensemble = fit_short_weights(ensemble, lstm, linear, vocabulary, encoding, short, report)
+            ensemble = fit_short_weights(ensemble, members, short, report)
         lengths = np.array([len(tokens) for tokens in validation.tokens])
-        parts["ensemble"] = ensemble.combine(parts["lstm"], parts["linear"], lengths)
-    predictor = Predictor(hp.model, vocabulary.tokenizer, vocabulary, encoding, lstm, linear, ensemble)
+        parts["ensemble"] = ensemble.combine(parts, lengths)
+    predictor = Predictor(hp.model, vocabulary.tokenizer, vocabulary, encoding, members, ensemble)
     scores = {name: accuracy(logits, validation.labels) for name, logits in parts.items()}
     report(" ".join(f"val_acc_{name}={value:.4f}" for name, value in scores.items()))
     return predictor, scores
@@ -520,11 +517,12 @@ def teacher_labels(predictor: Predictor, token_lists: Sequence[Sequence[str]], s
 # -- the ensemble -----------------------------------------------------------------------------------
 
 
-def fit_ensemble(lstm: np.ndarray, linear: np.ndarray, labels: np.ndarray) -> EnsembleWeights:
-    """Logistic regression of the label on the two models' logits (validation split)."""
-    inputs = torch.from_numpy(np.stack([lstm, linear], axis=1)).float()
+def fit_ensemble(parts: dict[str, np.ndarray], labels: np.ndarray) -> EnsembleWeights:
+    """Logistic regression of the label on the members' logits (validation split), one weight each."""
+    names = list(parts)
+    inputs = torch.from_numpy(np.stack([parts[name] for name in names], axis=1)).float()
     targets = torch.from_numpy(labels.astype(np.float32))
-    weights = torch.full((2,), 0.5, requires_grad=True)
+    weights = torch.full((len(names),), 0.5, requires_grad=True)
     bias = torch.zeros(1, requires_grad=True)
     optimizer = torch.optim.LBFGS([weights, bias], lr=1.0, max_iter=200, line_search_fn="strong_wolfe")
 
@@ -535,29 +533,24 @@ def fit_ensemble(lstm: np.ndarray, linear: np.ndarray, labels: np.ndarray) -> En
         return loss
 
     optimizer.step(objective)
-    return EnsembleWeights(lstm=weights[0].item(), linear=weights[1].item(), bias=bias.item())
+    return EnsembleWeights(weights=dict(zip(names, weights.tolist(), strict=True)), bias=bias.item())
 
 
 def fit_short_weights(
-    review: EnsembleWeights,
-    lstm: LSTMClassifier,
-    linear: LinearScorer,
-    vocabulary: Vocabulary,
-    encoding: Encoding,
-    short: Labeled,
-    report: Report,
+    review: EnsembleWeights, members: dict[str, Member], short: Labeled[list[list[str]]], report: Report
 ) -> EnsembleWeights:
     """`review` plus weights for short texts, fitted on `short` with the review weights held fixed (so
     review-length texts score exactly as before) and the two blended by length as `EnsembleWeights` does."""
-    lstm_part = lstm_logits(lstm, encoding.encode(vocabulary, short.tokens))
-    linear_part = linear.logits(vocabulary, short.tokens)
+    names = list(review.members)
+    parts = {name: members[name].logits(short.tokens) for name in names}
     lengths = np.array([len(tokens) for tokens in short.tokens])
     shortness = torch.from_numpy(review.shortness(lengths)).float()
-    before = review.combine(lstm_part, linear_part, lengths)
-    inputs = torch.from_numpy(np.stack([lstm_part, linear_part], axis=1)).float()
+    before = review.combine(parts, lengths)
+    inputs = torch.from_numpy(np.stack([parts[name] for name in names], axis=1)).float()
     targets = torch.from_numpy(short.labels.astype(np.float32))
-    fixed = inputs @ torch.tensor([review.lstm, review.linear]) + review.bias
-    weights = torch.tensor([review.lstm, review.linear], requires_grad=True)
+    review_weights = [review.weights[name] for name in names]
+    fixed = inputs @ torch.tensor(review_weights) + review.bias
+    weights = torch.tensor(review_weights, requires_grad=True)
     bias = torch.tensor([review.bias], requires_grad=True)
     optimizer = torch.optim.LBFGS([weights, bias], lr=1.0, max_iter=200, line_search_fn="strong_wolfe")
 
@@ -570,12 +563,13 @@ def fit_short_weights(
 
     optimizer.step(objective)
     fitted = dataclasses.replace(
-        review, short_lstm=weights[0].item(), short_linear=weights[1].item(), short_bias=bias.item()
+        review, short_weights=dict(zip(names, weights.tolist(), strict=True)), short_bias=bias.item()
     )
-    after = fitted.combine(lstm_part, linear_part, lengths)
+    after = fitted.combine(parts, lengths)
+    terms = " + ".join(f"{weight:.3f} {name}" for name, weight in (fitted.short_weights or {}).items())
     report(
-        f"short texts: logit = {fitted.short_lstm:.3f} lstm + {fitted.short_linear:.3f} linear + "
-        f"{fitted.short_bias:.3f} below {review.short_below[0]} tokens; on {len(lengths):,} validation sentences "
-        f"val_acc_short={accuracy(after, short.labels):.4f} (review weights alone {accuracy(before, short.labels):.4f})"
+        f"short texts: logit = {terms} + {fitted.short_bias:.3f} below {review.short_below[0]} tokens; "
+        f"on {len(lengths):,} validation sentences val_acc_short={accuracy(after, short.labels):.4f} "
+        f"(review weights alone {accuracy(before, short.labels):.4f})"
     )
     return fitted

@@ -8,9 +8,24 @@ scoring, each token's share of a verdict, and what the family saves and loads. N
 | `linear.py` | NB-weighted logistic regression over word 1-3-grams (`LinearSettings`, `LinearScorer`, its n-grams) |
 | `ensemble.py` | both, weighted by what the validation split says (`EnsembleSettings`, `EnsembleWeights`) |
 
-`sentiment.predictor` composes them into the one `Predictor` everything scores with.
+`sentiment.predictor` composes them into the one `Predictor` everything scores with: a member family
+(`member.py` says what that is) scores texts itself, the ensemble combines members. A new member
+family is one module here and one line in `MEMBERS` (and its trainer in `sentiment.training`).
 """
 
 from __future__ import annotations
 
-FAMILIES = ("lstm", "linear", "ensemble")  # what `--model` may name; each is a module here
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from sentiment.models import linear, lstm
+from sentiment.models.member import LoadContext, Member
+
+# How each member family is read back from a model's files, in the order the ensemble adds them.
+MEMBERS: dict[str, Callable[[dict[str, Any], dict[str, torch.Tensor], LoadContext], Member]] = {
+    "lstm": lstm.load_member,
+    "linear": linear.load_member,
+}
+FAMILIES = (*MEMBERS, "ensemble")  # what `--model` may name

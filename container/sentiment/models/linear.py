@@ -23,12 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
+from sentiment.models.member import LoadContext
 from sentiment.settings import setting
 from sentiment.vocabulary import UNKNOWN_ID, Vocabulary
 
@@ -284,3 +285,32 @@ def load_linear(document: dict[str, Any], tensors: dict[str, torch.Tensor], form
         max_n=int(document["max_n"]),
         negation_window=window,
     )
+
+
+# -- as a member of the predictor -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LinearMember:
+    """The linear model as the predictor composes it: the folded scorer and the vocabulary it reads."""
+
+    scorer: LinearScorer
+    vocabulary: Vocabulary
+
+    def logits(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
+        return self.scorer.logits(self.vocabulary, token_lists)
+
+    def contributions(self, tokens: Sequence[str]) -> np.ndarray:
+        return self.scorer.contributions(self.vocabulary, tokens)
+
+    def use_precision(self, precision: str) -> Literal["float32"]:
+        """Sums of float32 coefficients in float64: there is no other precision to prove."""
+        return "float32"
+
+    def saved(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        return linear_parts(self.scorer)
+
+
+def load_member(document: dict[str, Any], tensors: dict[str, torch.Tensor], context: LoadContext) -> LinearMember:
+    """The linear member saved as `document` and its tensors."""
+    return LinearMember(load_linear(document, tensors, context.format_version), context.vocabulary)

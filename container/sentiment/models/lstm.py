@@ -7,6 +7,7 @@ shape is saved as JSON beside the weights (`LSTMConfig`), so loading needs nothi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
@@ -15,12 +16,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from sentiment.errors import SentimentError
+from sentiment.models.member import Encoding, LoadContext, Precision
 from sentiment.settings import setting
-from sentiment.vocabulary import UNKNOWN_ID, EncodedBatch, Truncation, Vocabulary, kept_positions
+from sentiment.text import tokenize
+from sentiment.vocabulary import UNKNOWN_ID, EncodedBatch, Truncation, Vocabulary, encode_batch, kept_positions
 
 INFERENCE_TOKENS_PER_BATCH = 32_768  # batches are cut by tokens, not reviews: long reviews come in fewer
 INTEGRATION_STEPS = 16  # Riemann steps of integrated gradients, run as one batch
 TENSOR_PREFIX = "lstm."  # its tensors' names in the model's weights file
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -234,3 +240,100 @@ def load_lstm(config: dict[str, Any], tensors: dict[str, torch.Tensor], vocabula
     }
     model.load_state_dict(weights, strict=True)
     return model.eval()
+
+
+# -- as a member of the predictor -------------------------------------------------------------------
+
+ENCODED_REVIEWS_AT_ONCE = 4_096  # reviews encoded together (4,096 x 400 ids: 6.5 MB)
+PRECISION_PROBE = "A moving film, though not without its flaws: well acted, and I would watch it again."
+PRECISION_PROBE_TOLERANCE = 0.25  # logits; bfloat16 keeps ~3 significant digits, a broken kernel is far off
+
+
+class PrecisionError(SentimentError):
+    """A scoring precision asked for that this CPU cannot compute."""
+
+
+@dataclass
+class LSTMMember:
+    """The LSTM as the predictor composes it: the network, the vocabulary and encoding it reads, and the
+    arithmetic it scores in (bfloat16 where `use_precision` proved it)."""
+
+    network: LSTMClassifier
+    vocabulary: Vocabulary
+    encoding: Encoding
+    precision: Precision = "float32"
+
+    def __post_init__(self) -> None:
+        self.network.eval()
+
+    def logits(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
+        logits = np.zeros(len(token_lists), dtype=np.float64)
+        # Encoded a group at a time: every review takes max_length ids, so 100,000 one-word reviews
+        # encoded at once would hold 160 MB of padding.
+        for start in range(0, len(token_lists), ENCODED_REVIEWS_AT_ONCE):
+            group = token_lists[start : start + ENCODED_REVIEWS_AT_ONCE]
+            encoded = encode_batch(self.vocabulary, group, self.encoding.max_length, self.encoding.truncation)
+            logits[start : start + len(group)] = lstm_logits(
+                self.network, encoded, bfloat16=self.precision == "bfloat16"
+            )
+        return logits
+
+    def contributions(self, tokens: Sequence[str]) -> np.ndarray:
+        return lstm_contributions(
+            self.network, self.vocabulary, tokens, self.encoding.max_length, self.encoding.truncation
+        )
+
+    def use_precision(self, precision: Precision | Literal["auto"]) -> Precision:
+        """float32 or bfloat16, proven by scoring a probe review; "auto" takes bfloat16 where the CPU computes
+        it natively and the probe agrees with float32. An explicit bfloat16 that fails here (oneDNN builds
+        no bfloat16 LSTM on CPUs with only AVX2) or disagrees raises PrecisionError, so a server never
+        reports ready with a model it cannot run."""
+        if precision == "float32" or (precision == "auto" and not native_bfloat16()):
+            self.precision = "float32"
+            return self.precision
+        failure = self._bfloat16_failure()
+        if failure is None:
+            self.precision = "bfloat16"
+        elif precision == "auto":
+            log.warning("bfloat16 scoring is not usable here (%s); scoring in float32", failure)
+            self.precision = "float32"
+        else:
+            raise PrecisionError(
+                f"bfloat16 scoring is not possible on this CPU ({cpu_description()}): {failure}; use float32 or auto"
+            )
+        return self.precision
+
+    def _bfloat16_failure(self) -> str | None:
+        """Why the LSTM cannot score in bfloat16 here (None when it can): the probe fails or disagrees."""
+        probe = [tokenize(PRECISION_PROBE)]
+        encoded = encode_batch(self.vocabulary, probe, self.encoding.max_length, self.encoding.truncation)
+        exact = lstm_logits(self.network, encoded)
+        try:
+            approximate = lstm_logits(self.network, encoded, bfloat16=True)
+        except RuntimeError as error:  # oneDNN: "could not create a primitive descriptor for the LSTM ..."
+            return f"the LSTM fails in bfloat16 ({str(error).split('.')[0]})"
+        if not np.all(np.abs(approximate - exact) <= PRECISION_PROBE_TOLERANCE):
+            return f"its logit {approximate[0]:.4f} differs from float32's {exact[0]:.4f}"
+        return None
+
+    def saved(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        return lstm_tensors(self.network), self.network.config.to_json()
+
+
+def load_member(document: dict[str, Any], tensors: dict[str, torch.Tensor], context: LoadContext) -> LSTMMember:
+    """The LSTM member saved as `document` (its `LSTMConfig`) and its tensors."""
+    network = load_lstm(document, tensors, len(context.vocabulary))
+    return LSTMMember(network, context.vocabulary, context.encoding)
+
+
+def native_bfloat16() -> bool:
+    """Whether oneDNN computes bfloat16 natively on this CPU (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def cpu_description() -> str:
+    """What torch sees of this CPU, for messages: its vector capability and native bfloat16."""
+    return f"{torch.backends.cpu.get_cpu_capability()}, {'with' if native_bfloat16() else 'without'} native bfloat16"
