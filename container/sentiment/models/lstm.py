@@ -20,7 +20,7 @@ from sentiment.errors import SentimentError
 from sentiment.models.member import Encoding, LoadContext, Precision
 from sentiment.settings import setting
 from sentiment.text import tokenize
-from sentiment.vocabulary import UNKNOWN_ID, EncodedBatch, Truncation, Vocabulary, encode_batch, kept_positions
+from sentiment.vocabulary import UNKNOWN_ID, EncodedBatch, Truncation, Vocabulary, kept_positions
 
 INFERENCE_TOKENS_PER_BATCH = 32_768  # batches are cut by tokens, not reviews: long reviews come in fewer
 INTEGRATION_STEPS = 16  # Riemann steps of integrated gradients, run as one batch
@@ -272,7 +272,7 @@ class LSTMMember:
         # encoded at once would hold 160 MB of padding.
         for start in range(0, len(token_lists), ENCODED_REVIEWS_AT_ONCE):
             group = token_lists[start : start + ENCODED_REVIEWS_AT_ONCE]
-            encoded = encode_batch(self.vocabulary, group, self.encoding.max_length, self.encoding.truncation)
+            encoded = self.encoding.encode(self.vocabulary, group)
             logits[start : start + len(group)] = lstm_logits(
                 self.network, encoded, bfloat16=self.precision == "bfloat16"
             )
@@ -305,8 +305,8 @@ class LSTMMember:
 
     def _bfloat16_failure(self) -> str | None:
         """Why the LSTM cannot score in bfloat16 here (None when it can): the probe fails or disagrees."""
-        probe = [tokenize(PRECISION_PROBE)]
-        encoded = encode_batch(self.vocabulary, probe, self.encoding.max_length, self.encoding.truncation)
+        # Any tokens prove the kernel (unknown words are ids too), so the default tokenizer serves every model.
+        encoded = self.encoding.encode(self.vocabulary, [tokenize(PRECISION_PROBE)])
         exact = lstm_logits(self.network, encoded)
         try:
             approximate = lstm_logits(self.network, encoded, bfloat16=True)
