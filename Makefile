@@ -9,7 +9,7 @@ SHARED_ARCHIVE := ../shared/data/aclImdb_v1.tar.gz
 # The shared copy of the dataset when it is there, else the official download.
 SOURCE ?= $(if $(wildcard $(SHARED_ARCHIVE)),$(SHARED_ARCHIVE),https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz)
 
-.PHONY: run serve data test lint format bench-preprocess bench-accuracy bench-serve bench-hostile bench-short bundled-model image image-cuda clean
+.PHONY: run serve data test lint format bench-preprocess bench-accuracy bench-serve bench-serve-avx2 bench-hostile bench-short bundled-model image image-cuda clean
 
 # The visitor's whole path on http://127.0.0.1:8080: the page at /, POST /predict through the Lambda relay
 # to `serve` with the bundled model (local_test/run_stack.sh; Ctrl+C stops it all).
@@ -53,6 +53,10 @@ bench-short: data
 # Serving speed over HTTP with wrk (about 1 min; apt-get install wrk).
 bench-serve: data
 	$(BIN)/python benchmarks/serve.py
+
+# The same on a CPU with only AVX2 (float32), as oneDNN and ATen imitate it: benchmarks/results/serve-avx2.json.
+bench-serve-avx2: data
+	ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 $(BIN)/python benchmarks/serve.py --results serve-avx2
 
 # The CPU image, offline (about 2 min the first time, 1 s when up to date); docker/README.md.
 image:

@@ -49,7 +49,12 @@ class Hyperparameters:
     tokenizer: Literal["default", "seed"] = setting("default", "default, or seed (the tutorial's stemmed tokens)")
     vocab_size: int = setting(40_000, "words kept, with ids 0 (padding) and 1 (unknown)", low=10, high=500_000)
     min_count: int = setting(2, "a word must occur this often in train to get an id", low=1)
-    max_length: int = setting(400, "tokens kept per review", low=8)
+    max_length: int = setting(400, "tokens kept per review in training", low=8)
+    # Chosen on validation (bundled ensemble, 2,500 reviews): 92.28 % at 200 against 92.20 % at 400, and
+    # a third less LSTM work per review; 160 and below lose accuracy.
+    scoring_length: int = setting(
+        200, "tokens the LSTM reads per review when scoring, at most max_length (0: max_length)", low=0
+    )
     truncation: Literal["head", "tail", "head_tail"] = setting("head_tail", "which tokens a long review keeps")
     device: Literal["auto", "cpu", "cuda"] = setting("auto", "auto: CUDA (mixed precision) when present")
 
@@ -88,6 +93,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "vocab_size": 5000,
         "min_count": 1,
         "max_length": 500,
+        "scoring_length": 0,
         "truncation": "head",
         "embedding_dim": 32,
         "hidden_dim": 200,

@@ -87,7 +87,8 @@ def fit(
         validation_tokens = [tokenize(text) for text in validation.text]
         vocabulary = Vocabulary.build(train_tokens, tokenizer_settings(hp.tokenizer), hp.vocab_size, hp.min_count)
     report(f"vocabulary: {len(vocabulary):,} words from {len(train):,} training reviews")
-    encoding = Encoding(hp.max_length, hp.truncation)
+    encoding = Encoding(hp.max_length, hp.truncation)  # what the LSTM trains on
+    scoring = Encoding(min(hp.scoring_length or hp.max_length, hp.max_length), hp.truncation)  # what it serves with
     short = Labeled([], np.zeros(0, dtype=np.int8))
     if hp.model == "ensemble" and hp.ensemble.short_text_weights:
         crops, crop_labels = sentence_crops(validation.text, validation.label, CROPS_PER_REVIEW, hp.seed)
@@ -121,14 +122,14 @@ def fit(
                 store,
                 report,
             )
-            members["lstm"] = LSTMMember(network, vocabulary, encoding)
+            members["lstm"] = LSTMMember(network, vocabulary, scoring)
     if hp.model in ("linear", "ensemble"):
         with _timed(timings, "linear"):
             scorer = train_linear(hp.linear, hp.seed, vocabulary, train_tokens, train.label, store, report)
             members["linear"] = LinearMember(scorer, vocabulary)
 
     labeled_validation = Labeled(validation_tokens, validation.label)
-    predictor, scores = assemble(hp, vocabulary, encoding, members, labeled_validation, short, report)
+    predictor, scores = assemble(hp, vocabulary, scoring, members, labeled_validation, short, report)
     if hp.model == "ensemble" and hp.ensemble.pseudo_labels and unlabeled_texts:
         # Second round: the first ensemble labels the unlabeled reviews and the linear model learns
         # from them as well as from train; the LSTM's judgement reaches the n-gram weights.
@@ -143,7 +144,7 @@ def fit(
                 hp.linear, hp.seed, vocabulary, tokens, labels, store, report, "linear_student", len(train_tokens)
             )
             members["linear"] = LinearMember(scorer, vocabulary)
-        predictor, scores = assemble(hp, vocabulary, encoding, members, labeled_validation, short, report)
+        predictor, scores = assemble(hp, vocabulary, scoring, members, labeled_validation, short, report)
     return TrainingResult(predictor=predictor, history=history, timings=timings, validation=scores)
 
 

@@ -39,6 +39,7 @@ from sentiment.artifacts import verify_model
 from sentiment.contract import ServingSettings, SettingsError
 from sentiment.errors import SentimentError
 from sentiment.predictor import Predictor
+from sentiment.serving.cores import RUN_FOLDER_VARIABLE
 from sentiment.serving.front import find_nginx, nginx_config
 from sentiment.serving.loading import model_fn, model_source
 from sentiment.serving.memory import limit_arenas
@@ -141,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         "behind nginx" if nginx else "gunicorn alone (no nginx in front: slow clients can hold its threads)",
     )
     runtime = Path(tempfile.mkdtemp(prefix="sentiment-serve-"))
+    os.environ[RUN_FOLDER_VARIABLE] = str(runtime)  # where workers take turns at every core (serving.cores)
     # Every worker's metrics in one folder, so /metrics can add them up.
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(runtime / "metrics"))
     Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)

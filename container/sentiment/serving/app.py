@@ -35,6 +35,7 @@ from sentiment.contract import ServingSettings
 from sentiment.predictor import LABELS, UNKNOWN, Predictor
 from sentiment.serving.batching import MicroBatcher
 from sentiment.serving.codecs import answer_type, input_fn, output_fn
+from sentiment.serving.cores import all_cores
 from sentiment.serving.errors import BadRequest, PayloadTooLarge, ServingError
 from sentiment.serving.loading import ModelHolder, model_fn, model_source
 from sentiment.serving.memory import release_freed_memory
@@ -120,9 +121,14 @@ def _invoke(server: Server) -> Response:
         check_reviews(decoded, explain, limits)  # before waiting for a model: a 413 needs none
         # /ping says whether this worker is ready; a request that reaches a worker still loading waits for it.
         predictor = server.model.get(wait=settings.timeout)
-        results = predict_fn(
-            decoded, predictor, lambda tokens: server.batcher.submit(tokens, timeout=settings.timeout), explain, limits
-        )
+        with all_cores() if large else nullcontext():
+            results = predict_fn(
+                decoded,
+                predictor,
+                lambda tokens: server.batcher.submit(tokens, timeout=settings.timeout),
+                explain,
+                limits,
+            )
         for label in (*LABELS, UNKNOWN):
             server.metrics.predictions.labels(label=label).inc(sum(result.label == label for result in results))
         if settings.log_reviews:
