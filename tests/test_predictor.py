@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import sentiment.models.lstm
-from sentiment.artifacts import save_model
+from sentiment.artifacts import load_model, save_model
 from sentiment.models.lstm import PrecisionError, lstm_contributions, native_bfloat16
 from sentiment.predictor import Explanation, Prediction, Predictor
 from tests.test_training import made_up
@@ -170,10 +170,42 @@ def test_the_ensemble_explains_with_its_own_weights(small_ensemble: Predictor) -
     assert linear.negation_window > 0  # "not awful at all": a negation scope, explained with its own features
     linear_part = linear.contributions(small_ensemble.vocabulary, tokens)
     lstm_part = lstm_contributions(lstm, small_ensemble.vocabulary, tokens, 500, "head_tail")
-    expected = at_length["linear"][0] * linear_part + at_length["lstm"][0] * lstm_part
+    members = at_length["linear"][0] * linear_part + at_length["lstm"][0] * lstm_part
+    # Plus the baseline's logit (what the members measure against), an equal part on each token.
+    logit = small_ensemble.logits_of_tokens([tokens])[0]
+    expected = members + (logit - members.sum()) / len(tokens)
     assert np.allclose(explanation.contributions, expected, atol=1e-6)
     shares = dict(zip(explanation.tokens, explanation.contributions, strict=True))
     assert shares["superb"] > 0 and shares["loved"] > 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["A superb, moving film. I loved it!", "I didn't like it at all.", "An awful, boring film.", "superb " * 600],
+)
+def test_the_shares_add_up_to_the_verdicts_distance_from_even(small_ensemble: Predictor, text: str) -> None:
+    (explanation,) = small_ensemble.explain([text])
+    assert sum(explanation.contributions) == pytest.approx(small_ensemble.logits([text])[0], abs=1e-6)
+
+
+BUNDLED_NEGATIVES = [
+    ("I didn't like it at all.", {"at", "all"}),
+    ("A dull, lifeless film.", {"dull", "lifeless"}),
+    ("The acting was terrible and the plot made no sense.", {"terrible", "no", "acting", "plot"}),
+]
+
+
+@pytest.mark.parametrize(("text", "red"), BUNDLED_NEGATIVES)
+def test_a_clearly_negative_sentence_shows_its_words_pushing_negative(text: str, red: set[str]) -> None:
+    """Measured against a review of unknown words, which the bundled model scores near 0.3, every word of
+    "I didn't like it at all." pushed positive; measured from 0.5, the verdict's words push negative."""
+    model = load_model()
+    (explanation,) = model.explain([text])
+    shares = dict(zip(explanation.tokens, explanation.contributions, strict=True))
+    assert sum(shares.values()) < 0
+    assert all(shares[word] < 0 for word in red)
+    assert sum(share > 0 for share in shares.values()) <= 1  # at most one word (here "i") leans the other way
+    assert explanation.top_words(1)[0]["contribution"] < 0
 
 
 def test_explanations_say_where_each_token_stands_and_which_words_decided(small_ensemble: Predictor) -> None:

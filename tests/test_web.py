@@ -152,6 +152,17 @@ def test_ctrl_enter_judges_a_negative_review(page: Page, stack: Stack) -> None:
     assert {"awful", "boring", "terrible", "dull", "worst", "mess"} & marked_words(page, "neg")
 
 
+def test_a_short_negative_sentence_shows_its_words_in_red(page: Page, stack: Stack) -> None:
+    """Each word's share is measured from 0.5 (the model's "no evidence"), not from a review of unknown
+    words, which the bundled model scores negative: then every word here showed as pushing positive."""
+    page.goto(stack.url)
+    judge(page, "I didn't like it at all.")
+    expect_verdict(page, "NEGATIVE")
+    assert {"at", "all", "n't"} <= marked_words(page, "neg")
+    assert marked_words(page, "pos") <= {"i"}
+    expect(page.locator("#top-words li").first).to_contain_text("negative")
+
+
 def test_the_page_is_busy_while_a_request_is_in_flight(watched: tuple[Page, Watch], stack: Stack) -> None:
     page, watch = watched
     held: list[Route] = []

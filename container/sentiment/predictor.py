@@ -51,6 +51,13 @@ class Prediction:
 class Explanation:
     """A review's tokens, in order, each with its share of the logit and where it stands in the text as typed.
 
+    The shares add up to the review's logit: to how far its verdict is from 0.5, what a text of no known
+    word scores. Each member's contributions measure a review against a baseline (the LSTM's: as many
+    unknown words; the linear model's: its bias), whose own logit is rarely 0 (the bundled model's leans
+    negative, near -0.7 for a sentence), so on their own they would show a mildly negative review's words
+    pushing positive. What the baseline scores is spread equally over the tokens: it is a review of that
+    many unknown words, each in the same place as a token, so by symmetry each holds an equal part of it.
+
     `spans[i]` is the (start, end) of token i in the review's text (`text[start:end]` is what was typed
     for it); empty when the explanation was made from tokens alone.
     """
@@ -201,4 +208,6 @@ class Predictor:
         shares = np.zeros(len(tokens), dtype=np.float64)
         for name in self.scoring:
             shares += weights[name] * self.members[name].contributions(tokens)
+        baseline = self.logits_of_tokens([tokens])[0] - shares.sum()  # the baseline's logit (Explanation says why)
+        shares += baseline / len(tokens)
         return Explanation(tokens=tuple(tokens), contributions=tuple(shares.tolist()))
