@@ -15,8 +15,8 @@ from sentiment.hyperparameters import parse_hyperparameters
 from sentiment.models.linear import LinearSettings
 from sentiment.models.lstm import LSTMSettings
 from sentiment.text import tokenizer_settings
-from sentiment.training import CROP_WORDS, fit, learning_rate_at, length_batches, sentence_crops, train_linear
-from sentiment.vocabulary import Vocabulary
+from sentiment.training import CROP_WORDS, fit, learning_rate_at, sentence_crops, train_linear
+from sentiment.vocabulary import Vocabulary, length_batches
 from tests.builders import NEGATIVE_WORDS, POSITIVE_WORDS, make_review
 
 SMALL = [

@@ -49,15 +49,15 @@ from sentiment.models.linear import (
 from sentiment.models.lstm import LSTMClassifier, LSTMConfig, LSTMMember, LSTMSettings, lstm_logits
 from sentiment.models.member import Encoding, Member
 from sentiment.predictor import Predictor
+from sentiment.pretraining import PretrainingPlan, pretrain
 from sentiment.text import get_tokenizer, sentences, tokenizer_settings
 from sentiment.vectors import ppmi_svd_vectors
-from sentiment.vocabulary import EncodedBatch, Vocabulary
+from sentiment.vocabulary import EncodedBatch, Vocabulary, length_batches
 
 Report = Callable[[str], None]
 Texts = TypeVar("Texts")
 
 WARMUP_SHARE = 0.1  # of all steps, for the one-cycle schedule: Adam's early steps are noisy
-LENGTH_BUCKET_BATCHES = 50  # batches sorted by length together: little padding, still shuffled
 CROP_WORDS = (3, 40)  # a sentence crop reads like a review typed into the page: a few words to a long sentence
 CROPS_PER_REVIEW = 4  # sentence crops cut from each validation review to fit the short-text weights
 
@@ -109,6 +109,16 @@ def fit(
                 vectors = word_vectors(
                     hp.lstm.embedding_dim, hp.seed, vocabulary, train_tokens, unlabeled_tokens, store, report
                 )
+        start = None
+        if hp.lstm.pretrain_epochs > 0:
+            with _timed(timings, "pretrain"):
+                torch.manual_seed(hp.seed)
+                start = new_lstm(hp.lstm, len(vocabulary), vectors)
+                texts = encoding.encode(vocabulary, [*train_tokens, *unlabeled_tokens()])
+                plan = PretrainingPlan(
+                    hp.lstm.pretrain_epochs, hp.lstm.batch_size, hp.lstm.pretrain_learning_rate, hp.seed
+                )
+                start = pretrain(start, texts, plan, store, report, choose_device(hp.device))
         with _timed(timings, "lstm"):
             train_ids = encoding.encode(vocabulary, train_tokens)
             validation_ids = encoding.encode(vocabulary, validation_tokens)
@@ -121,6 +131,7 @@ def fit(
                 vectors,
                 store,
                 report,
+                start,
             )
             members["lstm"] = LSTMMember(network, vocabulary, scoring)
     if hp.model in ("linear", "ensemble"):
@@ -258,16 +269,13 @@ def choose_device(preference: str) -> torch.device:
     return torch.device("cuda")
 
 
-def length_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Row indices in batches of similar length (little padding), in random order."""
-    order = rng.permutation(len(lengths))
-    batches = []
-    chunk = batch_size * LENGTH_BUCKET_BATCHES
-    for start in range(0, len(order), chunk):
-        part = order[start : start + chunk]
-        part = part[np.argsort(lengths[part], kind="stable")]
-        batches.extend(part[i : i + batch_size] for i in range(0, len(part), batch_size))
-    return [batches[i] for i in rng.permutation(len(batches))]
+def new_lstm(settings: LSTMSettings, vocab_size: int, vectors: np.ndarray | None) -> LSTMClassifier:
+    """A fresh network of `settings`' shape, its word vectors from `vectors` where given."""
+    model = LSTMClassifier(LSTMConfig.of(settings, vocab_size))
+    if vectors is not None:
+        with torch.no_grad():
+            model.embedding.weight.copy_(torch.from_numpy(vectors))
+    return model
 
 
 def learning_rate_at(step: int, total_steps: int, settings: LSTMSettings) -> float:
@@ -290,16 +298,17 @@ def train_lstm(
     vectors: np.ndarray | None,
     store: CheckpointStore,
     report: Report,
+    start: LSTMClassifier | None = None,
 ) -> tuple[LSTMClassifier, list[dict[str, float]]]:
     """Train the LSTM for up to `settings.epochs`, keeping the epoch with the best validation accuracy
-    (or the last epoch when `settings.patience` is 0). Checkpoints after every epoch."""
+    (or the last epoch when `settings.patience` is 0). Checkpoints after every epoch. `start` is a
+    network to begin from (pretrained: `sentiment.pretraining`) instead of `vectors` and a fresh one."""
     torch.manual_seed(seed)
-    vocab_size = int(train.tokens.ids.max(initial=1)) + 1 if vectors is None else len(vectors)
-    config = LSTMConfig.of(settings, vocab_size)
-    model = LSTMClassifier(config)
-    if vectors is not None:
-        with torch.no_grad():
-            model.embedding.weight.copy_(torch.from_numpy(vectors))
+    if start is not None:
+        model = start
+    else:
+        vocab_size = int(train.tokens.ids.max(initial=1)) + 1 if vectors is None else len(vectors)
+        model = new_lstm(settings, vocab_size, vectors)
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")

@@ -191,3 +191,18 @@ def _truncate(tokens: Sequence[str], max_length: int, truncation: Truncation, he
         for kept in kept_positions(len(tokens), max_length, truncation, head)
         for token in tokens[kept.start : kept.stop]
     ]
+
+
+LENGTH_BUCKET_BATCHES = 50  # batches sorted by length together: little padding, still shuffled
+
+
+def length_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Row indices in batches of similar length (little padding), in random order."""
+    order = rng.permutation(len(lengths))
+    batches = []
+    chunk = batch_size * LENGTH_BUCKET_BATCHES
+    for start in range(0, len(order), chunk):
+        part = order[start : start + chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches.extend(part[i : i + batch_size] for i in range(0, len(part), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]

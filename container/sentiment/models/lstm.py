@@ -47,6 +47,14 @@ class LSTMSettings:
     embedding_dropout: float = setting(0.2, "dropout of whole word-vector dimensions", low=0.0, high=0.9)
     word_dropout: float = setting(0.0, "share of words replaced by the unknown word while training", low=0.0, high=0.5)
     pretrained_vectors: bool = setting(True, "start word vectors from PPMI-SVD vectors of train + unlabeled reviews")
+    pretrain_epochs: float = setting(
+        0.0,
+        "passes of language-model pretraining over train + unlabeled reviews before the labels (0: none; "
+        "about 40 min a pass on 2 cores; sentiment.pretraining)",
+        low=0.0,
+        high=50.0,
+    )
+    pretrain_learning_rate: float = setting(1e-3, "peak learning rate of the pretraining", low=1e-6, high=1.0)
     batch_size: int = setting(64, "reviews per step", low=1, high=8192)
     epochs: int = setting(6, "passes over train at most", low=1, high=200)
     learning_rate: float = setting(2e-3, "peak learning rate", low=1e-6, high=1.0)
@@ -130,12 +138,12 @@ class LSTMClassifier(nn.Module):
         for layer, forward_lstm in enumerate(self.forward_layers):
             outputs = [forward_lstm(hidden)[0]]
             if self.config.bidirectional:
-                reversed_input = _gather_steps(hidden, mirror)
-                outputs.append(_gather_steps(self.backward_layers[layer](reversed_input)[0], mirror))
+                reversed_input = gather_steps(hidden, mirror)
+                outputs.append(gather_steps(self.backward_layers[layer](reversed_input)[0], mirror))
             hidden = torch.cat(outputs, dim=2)
         if self.config.pooling == "last":
             size = self.config.hidden_dim
-            last = _gather_steps(hidden[..., :size], (lengths - 1)[:, None].expand(-1, 1))[:, 0]
+            last = gather_steps(hidden[..., :size], (lengths - 1)[:, None].expand(-1, 1))[:, 0]
             # The backward direction ends at the first step.
             features = torch.cat([last, hidden[:, 0, size:]], dim=1) if self.config.bidirectional else last
         else:
@@ -145,7 +153,7 @@ class LSTMClassifier(nn.Module):
         return self.classifier(self.dropout(features)).squeeze(-1)
 
 
-def _gather_steps(values: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
+def gather_steps(values: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
     """values[b, steps[b, t], :] for every b, t.
 
     Picks whole rows of the flattened (batch * time, dims) values: `gather` would need an index
