@@ -1,5 +1,6 @@
-"""A local stand-in for API Gateway: serves web/ at / and turns POST /predict into a proxy event (payload 1.0)
-for the real lambda/handler.py, whose boto3 client is pointed at a local `serve` speaking SageMaker runtime's API."""
+"""A local stand-in for API Gateway and CloudFront: serves web/ at / with the page's security headers and turns
+POST /predict into a proxy event (payload 1.0) for the real lambda/handler.py, whose boto3 client is pointed at a
+local `serve` speaking SageMaker runtime's API."""
 
 from __future__ import annotations
 
@@ -29,6 +30,19 @@ CONTENT_TYPES = {  # the only files served, and only from web/ itself
     ".svg": "image/svg+xml",
     ".ico": "image/x-icon",
     ".png": "image/png",
+}
+# What CloudFront's response-headers policy adds to every answer of the page (deploy/template.yaml's
+# PageHeadersPolicy, where {api_origin} is ${HttpApi.ApiEndpoint}; tests/test_deploy_template.py checks they agree).
+# Browsers ignore Strict-Transport-Security over plain http, so sending it here changes nothing locally.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self' {api_origin}; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Strict-Transport-Security": "max-age=31536000",
+    "Referrer-Policy": "no-referrer",
 }
 
 
@@ -60,6 +74,11 @@ def load_handler(serve_url: str, origin: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def security_headers(api_origin: str) -> dict[str, str]:
+    """The page's security headers when its API is at `api_origin` (scheme, host and port)."""
+    return {"Content-Security-Policy": CONTENT_SECURITY_POLICY.format(api_origin=api_origin), **SECURITY_HEADERS}
 
 
 def static_files(folder: Path) -> dict[str, Path]:
@@ -94,6 +113,7 @@ class Gateway(BaseHTTPRequestHandler):
 
     relay: ModuleType
     files: dict[str, Path]
+    page_headers: dict[str, str]  # on the page's answers (CloudFront's), not on the API's
     max_body_bytes: int
     server_version = "local-api-gateway"
     timeout = 60  # seconds a connection may sit idle or half-sent before its thread gives up
@@ -105,10 +125,12 @@ class Gateway(BaseHTTPRequestHandler):
             return
         file = self.files.get(path)
         if file is None:
-            self._json(404, {"error": "not_found", "message": f"no resource at {path}: the API is POST /predict"})
+            document = {"error": "not_found", "message": f"no resource at {path}: the API is POST /predict"}
+            self._send(404, {"Content-Type": "application/json", **self.page_headers}, json.dumps(document).encode())
             return
         body = file.read_bytes()
-        self._send(200, {"Content-Type": CONTENT_TYPES[file.suffix], "Cache-Control": "no-cache"}, body)
+        headers = {"Content-Type": CONTENT_TYPES[file.suffix], "Cache-Control": "no-cache", **self.page_headers}
+        self._send(200, headers, body)
 
     def do_POST(self) -> None:
         self._proxy()
@@ -181,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     origin = f"http://127.0.0.1:{args.port}"
     Gateway.relay = load_handler(args.serve_url.rstrip("/"), origin)
     Gateway.files = static_files(WEB_DIR)
+    Gateway.page_headers = security_headers(origin)  # the page's API is this gateway's own POST /predict
     Gateway.max_body_bytes = args.max_body_bytes
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Gateway)
     server.daemon_threads = True

@@ -1,4 +1,4 @@
-"""deploy/template.yaml: cfn-lint finds nothing, and the API, relay and permissions are the ones we mean."""
+"""deploy/template.yaml: cfn-lint finds nothing, and the API, relay, page and permissions are the ones we mean."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import json
 import re
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,8 @@ import pytest
 from cfnlint.decode import cfn_yaml
 
 from deploy.package_relay import relay_key, relay_zip, upload
-from tests.conftest import AWS_TEST_ENVIRONMENT, REPOSITORY
+from tests.conftest import AWS_TEST_ENVIRONMENT, REPOSITORY, free_port
+from tests.stack import start_gateway, stop
 
 TEMPLATE = REPOSITORY / "deploy" / "template.yaml"
 HANDLER = REPOSITORY / "lambda" / "handler.py"
@@ -24,6 +27,7 @@ GATEWAY = REPOSITORY / "local_test" / "gateway.py"
 CFN_LINT = Path(sys.executable).with_name("cfn-lint")
 API_GATEWAY_TIMEOUT_SECONDS = 29
 ENDPOINT_ARN = "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:endpoint/${EndpointName}"
+PAGE_ORIGIN = {"Fn::Sub": "https://${PageDistribution.DomainName}"}
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +51,21 @@ def test_cfn_lint_finds_nothing() -> None:
     assert cfn_lint(TEMPLATE) == []
 
 
-def test_cfn_lint_is_really_checking(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("correct", "planted", "rule"),
+    [
+        ("Runtime: python3.12", "Runtime: python2.7", "E2533"),  # a runtime Lambda no longer takes
+        ("ViewerProtocolPolicy: redirect-to-https", "ViewerProtocolPolicy: https-please", "E3030"),  # no such policy
+        ("SigningProtocol: sigv4", "SigningProtocol: sigv2", "E3031"),  # OAC signs with SigV4 only
+        ("PageOriginAccessControl.Id", "PageOriginAccessControl.Arn", "E1010"),  # an attribute OAC does not have
+    ],
+)
+def test_cfn_lint_is_really_checking(tmp_path: Path, correct: str, planted: str, rule: str) -> None:
+    text = TEMPLATE.read_text()
+    assert text.count(correct) == 1
     broken = tmp_path / "template.yaml"
-    broken.write_text(TEMPLATE.read_text().replace("Runtime: python3.12", "Runtime: python2.7"))
-    assert [finding["Rule"]["Id"] for finding in cfn_lint(broken)] == ["E2533"]  # a runtime Lambda no longer takes
+    broken.write_text(text.replace(correct, planted))
+    assert [finding["Rule"]["Id"] for finding in cfn_lint(broken)] == [rule]
 
 
 def statements(role: dict[str, Any]) -> list[dict[str, Any]]:
@@ -114,7 +129,7 @@ def test_the_functions_environment_is_what_the_handler_reads(template: dict[str,
     }  # fmt: skip
     assert variables == {
         "ENDPOINT_NAME": {"Ref": "EndpointName"},
-        "ALLOWED_ORIGIN": {"Ref": "AllowedOrigin"},
+        "ALLOWED_ORIGIN": {"Fn::If": ["CustomOrigin", {"Ref": "AllowedOrigin"}, PAGE_ORIGIN]},
         "MAX_REVIEW_BYTES": {"Ref": "MaxReviewBytes"},
         "READ_TIMEOUT_SECONDS": {"Ref": "ReadTimeoutSeconds"},
     }
@@ -135,35 +150,44 @@ def test_two_tries_fit_the_function_and_the_function_fits_api_gateway(template: 
 
 
 def test_post_predict_reaches_the_relay_as_in_the_local_gateway(template: dict[str, Any]) -> None:
-    [route] = resources_of(template, "AWS::ApiGatewayV2::Route")
+    routes = resources_of(template, "AWS::ApiGatewayV2::Route")
     [integration] = resources_of(template, "AWS::ApiGatewayV2::Integration")
-    method, path = route["RouteKey"].split(" ")
+    # POST for reviews, OPTIONS for the CORS preflight (the relay answers it), both on one path.
+    assert sorted(route["RouteKey"] for route in routes) == ["OPTIONS /predict", "POST /predict"]
+    path = "/predict"
     assert set(re.findall(r'path [!=]= "(/[^"]*)"', GATEWAY.read_text())) == {path}
-    assert method == "POST"
-    assert route["Target"] == {"Fn::Sub": "integrations/${RelayIntegration}"}
+    assert all(route["Target"] == {"Fn::Sub": "integrations/${RelayIntegration}"} for route in routes)
     assert integration["IntegrationType"] == "AWS_PROXY"
     assert integration["IntegrationUri"] == {"Fn::GetAtt": ["RelayFunction", "Arn"]}
     assert integration["PayloadFormatVersion"] in ("1.0", "2.0")  # the handler takes both
-    [permission] = resources_of(template, "AWS::Lambda::Permission")
-    assert permission["Principal"] == "apigateway.amazonaws.com"
-    assert permission["FunctionName"] == {"Ref": "RelayFunction"}
+    permissions = resources_of(template, "AWS::Lambda::Permission")
+    assert all(permission["Principal"] == "apigateway.amazonaws.com" for permission in permissions)
+    assert all(permission["FunctionName"] == {"Ref": "RelayFunction"} for permission in permissions)
+    assert all(permission["Action"] == "lambda:InvokeFunction" for permission in permissions)
     api_arn = "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${HttpApi}"
-    assert permission["SourceArn"] == {"Fn::Sub": f"{api_arn}/*/{method}{path}"}  # this API's route, any stage
+    # Each of this API's routes, in any stage, and nothing else.
+    assert sorted(permission["SourceArn"]["Fn::Sub"] for permission in permissions) == [
+        f"{api_arn}/*/OPTIONS{path}",
+        f"{api_arn}/*/POST{path}",
+    ]
     assert template["Outputs"]["PredictUrl"]["Value"] == {"Fn::Sub": f"${{HttpApi.ApiEndpoint}}{path}"}
 
 
-def test_cors_admits_the_allowed_origin_only_and_the_stage_is_throttled(template: dict[str, Any]) -> None:
+def test_cors_admits_one_origin_the_page_unless_another_is_given(template: dict[str, Any]) -> None:
+    """The relay sends Access-Control-Allow-Origin (its ALLOWED_ORIGIN) on every answer and the preflight; API
+    Gateway's own CORS is off, since it would override the relay's and would need the distribution's domain."""
     [api] = resources_of(template, "AWS::ApiGatewayV2::Api")
     assert api["ProtocolType"] == "HTTP"
-    cors = api["CorsConfiguration"]
-    assert cors["AllowOrigins"] == [{"Ref": "AllowedOrigin"}]
-    assert set(cors["AllowMethods"]) == {"POST", "OPTIONS"}
-    assert [header.lower() for header in cors["AllowHeaders"]] == ["content-type"]
+    assert "CorsConfiguration" not in api
+    assert template["Conditions"]["CustomOrigin"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AllowedOrigin"}, ""]}]}
+    assert template["Parameters"]["AllowedOrigin"]["Default"] == ""
     origin_pattern = template["Parameters"]["AllowedOrigin"]["AllowedPattern"]
-    assert re.fullmatch(origin_pattern, "https://reviews.example.com")
-    assert re.fullmatch(origin_pattern, "http://localhost:8000")
-    for refused in ("*", "https://reviews.example.com/", "reviews.example.com", "https://a.com, https://b.com"):
+    for accepted in ("", "https://reviews.example.com", "http://localhost:8000"):
+        assert re.fullmatch(origin_pattern, accepted)
+    for refused in ("*", "https://reviews.example.com/", "reviews.example.com", "https://a.com, https://b.com", " "):
         assert not re.fullmatch(origin_pattern, refused)
+    handler = HANDLER.read_text()
+    assert 'headers["Access-Control-Allow-Origin"] = origin' in handler and 'if method == "OPTIONS"' in handler
 
     [stage] = resources_of(template, "AWS::ApiGatewayV2::Stage")
     assert (stage["StageName"], stage["AutoDeploy"]) == ("$default", True)
@@ -184,7 +208,8 @@ def test_every_parameter_is_constrained(template: dict[str, Any]) -> None:
 def test_the_relay_half_of_the_stack_creates_on_moto(
     template: dict[str, Any], moto_server: str, aws_environment: dict
 ) -> None:
-    """moto's CloudFormation has no ApiGatewayV2, so the API, its permission and the URL outputs are left out."""
+    """moto's CloudFormation has no ApiGatewayV2 and no CloudFront, so the API, its permissions, the page and the
+    URL outputs are left out (a custom AllowedOrigin, so the relay needs no distribution)."""
     region = AWS_TEST_ENVIRONMENT["AWS_DEFAULT_REGION"]
     s3, cloudformation, lambda_, iam, logs = (
         boto3.client(service, endpoint_url=moto_server, region_name=region)
@@ -199,7 +224,8 @@ def test_the_relay_half_of_the_stack_creates_on_moto(
     body["Resources"] = {
         name: resource
         for name, resource in body["Resources"].items()
-        if not resource["Type"].startswith("AWS::ApiGatewayV2::") and resource["Type"] != "AWS::Lambda::Permission"
+        if not resource["Type"].startswith(("AWS::ApiGatewayV2::", "AWS::CloudFront::", "AWS::S3::"))
+        and resource["Type"] != "AWS::Lambda::Permission"
     }
     body["Outputs"] = {"RelayFunctionName": body["Outputs"]["RelayFunctionName"]}
     parameters = {"AllowedOrigin": "https://reviews.example.com", "CodeBucket": stack, "CodeKey": key}
@@ -235,3 +261,135 @@ def test_the_relay_half_of_the_stack_creates_on_moto(
     ]
     [group] = logs.describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{stack}-relay")["logGroups"]
     assert group["retentionInDays"] == 14
+
+
+# ---------------------------------------------------------------------------------------------- the page
+
+
+def page_resource(template: dict[str, Any], kind: str) -> dict[str, Any]:
+    [properties] = resources_of(template, kind)
+    return properties
+
+
+def test_the_page_bucket_is_private_encrypted_and_without_acls(template: dict[str, Any]) -> None:
+    bucket = page_resource(template, "AWS::S3::Bucket")
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+    }  # fmt: skip
+    assert bucket["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    [rule] = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    assert "WebsiteConfiguration" not in bucket and "AccessControl" not in bucket  # no public website endpoint
+
+
+def test_the_bucket_policy_lets_this_distribution_read_objects_and_nothing_else(template: dict[str, Any]) -> None:
+    policy = page_resource(template, "AWS::S3::BucketPolicy")
+    assert policy["Bucket"] == {"Ref": "PageBucket"}
+    statements = policy["PolicyDocument"]["Statement"]
+    allowed = [statement for statement in statements if statement["Effect"] == "Allow"]
+    distribution_arn = "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${PageDistribution}"
+    assert [{key: value for key, value in statement.items() if key != "Sid"} for statement in allowed] == [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudfront.amazonaws.com"},
+            "Action": "s3:GetObject",  # not ListBucket: a missing page is a 403, not a listing
+            "Resource": {"Fn::Sub": "${PageBucket.Arn}/*"},
+            "Condition": {"StringEquals": {"AWS:SourceArn": {"Fn::Sub": distribution_arn}}},
+        }
+    ]
+    # The rest only takes away: any request to the bucket without TLS is refused.
+    denied = [statement for statement in statements if statement["Effect"] != "Allow"]
+    assert [statement["Effect"] for statement in denied] == ["Deny"]
+    assert denied[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert denied[0]["Principal"] == "*" and denied[0]["Action"] == "s3:*"
+
+
+def test_cloudfront_reads_the_bucket_through_origin_access_control_over_https_only(template: dict[str, Any]) -> None:
+    control = page_resource(template, "AWS::CloudFront::OriginAccessControl")["OriginAccessControlConfig"]
+    assert (control["OriginAccessControlOriginType"], control["SigningBehavior"], control["SigningProtocol"]) == (
+        "s3", "always", "sigv4",
+    )  # fmt: skip
+    assert not resources_of(template, "AWS::CloudFront::CloudFrontOriginAccessIdentity")  # not the legacy OAI
+    config = page_resource(template, "AWS::CloudFront::Distribution")["DistributionConfig"]
+    [origin] = config["Origins"]
+    assert origin["DomainName"] == {"Fn::GetAtt": ["PageBucket", "RegionalDomainName"]}
+    assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["PageOriginAccessControl", "Id"]}
+    assert origin["S3OriginConfig"] == {"OriginAccessIdentity": ""}
+    assert config["DefaultRootObject"] == "index.html"
+    behaviors = [config["DefaultCacheBehavior"], *config.get("CacheBehaviors", [])]
+    for behavior in behaviors:
+        assert behavior["TargetOriginId"] == origin["Id"]
+        assert behavior["ViewerProtocolPolicy"] == "redirect-to-https"
+        assert behavior["AllowedMethods"] == ["GET", "HEAD"]  # nothing can be written through CloudFront
+        assert behavior["ResponseHeadersPolicyId"] == {"Ref": "PageHeadersPolicy"}
+    outputs = template["Outputs"]
+    assert outputs["PageUrl"]["Value"] == {"Fn::Sub": "https://${PageDistribution.DomainName}/"}
+    assert outputs["PageBucketName"]["Value"] == {"Ref": "PageBucket"}
+    assert outputs["PageDistributionId"]["Value"] == {"Ref": "PageDistribution"}
+
+
+def content_security_policy(template: dict[str, Any]) -> dict[str, list[str]]:
+    """The page's CSP as {directive: sources}, the API's origin left as ${HttpApi.ApiEndpoint}."""
+    policy = page_resource(template, "AWS::CloudFront::ResponseHeadersPolicy")["ResponseHeadersPolicyConfig"]
+    text = policy["SecurityHeadersConfig"]["ContentSecurityPolicy"]["ContentSecurityPolicy"]["Fn::Sub"]
+    directives = [part.split() for part in text.split(";") if part.strip()]
+    return {name: sources for name, *sources in directives}
+
+
+def test_the_pages_csp_allows_its_own_files_and_this_api_only(template: dict[str, Any]) -> None:
+    csp = content_security_policy(template)
+    assert csp["default-src"] == ["'none'"]  # anything not named below (fonts, frames, workers...) is refused
+    assert csp["connect-src"] == ["'self'", "${HttpApi.ApiEndpoint}"]  # the API's origin: https://<id>.execute-api...
+    for directive in ("script-src", "style-src", "img-src"):
+        assert csp[directive] == ["'self'"]
+    assert csp["frame-ancestors"] == ["'none'"] and csp["base-uri"] == ["'none'"] and csp["form-action"] == ["'none'"]
+    every_source = [source for sources in csp.values() for source in sources]
+    assert not [source for source in every_source if "unsafe" in source or "*" in source or source.endswith(":")]
+
+
+def test_the_headers_policy_sends_nosniff_deny_hsts_and_no_referrer(template: dict[str, Any]) -> None:
+    policy = page_resource(template, "AWS::CloudFront::ResponseHeadersPolicy")["ResponseHeadersPolicyConfig"]
+    security = policy["SecurityHeadersConfig"]
+    assert all(header["Override"] is True for header in security.values())  # whatever S3 sent, these win
+    assert security["FrameOptions"]["FrameOption"] == "DENY"
+    assert security["StrictTransportSecurity"]["AccessControlMaxAgeSec"] >= 31536000
+    assert security["ReferrerPolicy"]["ReferrerPolicy"] == "no-referrer"
+    assert "ContentTypeOptions" in security  # X-Content-Type-Options: nosniff, CloudFront's only value
+
+
+def policy_headers(template: dict[str, Any], api_origin: str) -> dict[str, str]:
+    """The headers CloudFront sends for the template's response-headers policy, the API being at `api_origin`."""
+    policy = page_resource(template, "AWS::CloudFront::ResponseHeadersPolicy")["ResponseHeadersPolicyConfig"]
+    security = policy["SecurityHeadersConfig"]
+    csp = security["ContentSecurityPolicy"]["ContentSecurityPolicy"]["Fn::Sub"]
+    hsts = security["StrictTransportSecurity"]
+    hsts_value = f"max-age={hsts['AccessControlMaxAgeSec']}"
+    hsts_value += "; includeSubDomains" if hsts["IncludeSubdomains"] else ""
+    hsts_value += "; preload" if hsts["Preload"] else ""
+    assert set(security) == {
+        "ContentSecurityPolicy", "ContentTypeOptions", "FrameOptions", "StrictTransportSecurity", "ReferrerPolicy",
+    }  # fmt: skip
+    return {
+        "Content-Security-Policy": csp.replace("${HttpApi.ApiEndpoint}", api_origin),
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": security["FrameOptions"]["FrameOption"],
+        "Strict-Transport-Security": hsts_value,
+        "Referrer-Policy": security["ReferrerPolicy"]["ReferrerPolicy"],
+    }
+
+
+def test_the_local_gateway_sends_the_policys_headers(template: dict[str, Any], tmp_path: Path) -> None:
+    """local_test/gateway.py serves the page as CloudFront would: on every file and on a missing one."""
+    gateway = start_gateway(tmp_path, f"http://127.0.0.1:{free_port()}")  # the relay is not needed for files
+    try:
+        expected = policy_headers(template, gateway.url)  # locally the API is the gateway's own POST /predict
+        for path in ("/", "/app.js", "/style.css", "/nowhere.png"):
+            try:
+                response = urllib.request.urlopen(f"{gateway.url}{path}", timeout=10)
+            except urllib.error.HTTPError as error:
+                response = error
+            with response:
+                sent = {name: response.headers[name] for name in expected}
+            assert sent == expected, path
+    finally:
+        assert stop(gateway) == 0
