@@ -80,7 +80,7 @@ def test_the_relay_needs_the_standard_library_and_boto3_only() -> None:
 
 def test_deploy_scripts_never_load_torch() -> None:
     probe = (
-        "import sys; import deploy.sagemaker, deploy.prepare_data, deploy.package_relay; "
+        "import sys; import deploy.sagemaker, deploy.prepare_data, deploy.package_relay, deploy.publish_page; "
         "print(sorted(name for name in sys.modules if name.split('.')[0] in ('torch', 'sentiment.predictor')))"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPOSITORY, check=True)
