@@ -66,7 +66,8 @@ class PageFile:
 
     @property
     def md5(self) -> str:
-        # S3's ETag of an object put in one part is its MD5: comparing it needs no download.
+        # S3's ETag of an object put in one part, unencrypted or SSE-S3 (the template's bucket), is its MD5:
+        # comparing it needs no download.
         return hashlib.md5(self.body, usedforsecurity=False).hexdigest()
 
 

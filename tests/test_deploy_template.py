@@ -30,10 +30,14 @@ ENDPOINT_ARN = "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}
 PAGE_ORIGIN = {"Fn::Sub": "https://${PageDistribution.DomainName}"}
 
 
-@pytest.fixture(scope="module")
-def template() -> dict[str, Any]:
+def load_template() -> dict[str, Any]:
     """The template with CloudFormation's short tags (!Ref, !Sub, !GetAtt) read as their long forms."""
     return cfn_yaml.load(str(TEMPLATE))
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template()
 
 
 def resources_of(template: dict[str, Any], kind: str) -> list[dict[str, Any]]:

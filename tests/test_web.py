@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -14,7 +17,10 @@ from urllib.parse import quote
 import pytest
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
+from deploy.publish_page import WEB_DIR as WEB
+from deploy.publish_page import page_files
 from tests.stack import NEGATIVE, POSITIVE, Stack, free_port, start_gateway, start_stack, stop
+from tests.test_deploy_template import load_template, policy_headers
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's Chromium: no browser download needed, here or in CI
 ATTACK = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
@@ -460,3 +466,161 @@ def test_the_page_works_offline(watched: tuple[Page, Watch], stack: Stack) -> No
     assert named and all(url.startswith(f"{stack.url}/") for url in named)
     assert requests and all(url.startswith(f"{stack.url}/") for url in requests)
     assert watch.foreign == []
+
+
+# ---------------------------------------------------------------------------------------------- security headers
+
+VIOLATIONS = """window.__violations = [];
+document.addEventListener("securitypolicyviolation",
+  (event) => window.__violations.push({directive: event.effectiveDirective, blocked: event.blockedURI}));"""
+
+
+def watch_csp(page: Page) -> list[str]:
+    """Record the page's CSP violations (in window.__violations) and its console lines that report one."""
+    page.add_init_script(VIOLATIONS)
+    reports: list[str] = []
+    page.on("console", lambda line: "Content Security Policy" in line.text and reports.append(line.text))
+    return reports
+
+
+def violations(page: Page) -> list[dict[str, str]]:
+    return page.evaluate("window.__violations")
+
+
+def test_the_published_page_under_the_policys_headers_works_with_no_csp_violation(
+    watched: tuple[Page, Watch], stack: Stack
+) -> None:
+    """index.html as deploy/publish_page.py uploads it (the API's URL in its meta tag), served with the headers
+    deploy/template.yaml's response-headers policy adds, the API at the stack's origin: the whole page still works."""
+    page, watch = watched
+    reports = watch_csp(page)
+    api_url = f"{stack.url}/predict"
+    [published] = [file for file in page_files(WEB, api_url) if file.key == "index.html"]
+    headers = {"Content-Type": published.content_type, **policy_headers(load_template(), stack.url)}
+    assert "connect-src 'self' " + stack.url in headers["Content-Security-Policy"]
+    page.route(f"{stack.url}/", lambda route: route.fulfill(status=200, headers=headers, body=published.body))
+    response = page.goto(f"{stack.url}/")
+    assert response is not None and response.headers["content-security-policy"] == headers["Content-Security-Policy"]
+    judge(page, POSITIVE)
+    expect_verdict(page, "POSITIVE")
+    # The marks' shades are set through the CSSOM (style.setProperty), which style-src 'self' allows.
+    strength = "(m) => getComputedStyle(m).getPropertyValue('--strength')"
+    assert float(page.locator("#highlighted mark.pos").first.evaluate(strength)) > 0
+    page.get_by_role("button", name=EXAMPLE_NEGATIVE).click()
+    expect_verdict(page, "NEGATIVE")
+    assert watch.api_calls == [api_url, api_url]
+    assert violations(page) == [] and reports == []
+
+
+def test_every_page_file_carries_the_security_headers(page: Page, stack: Stack) -> None:
+    responses = []
+    page.on("response", lambda response: response.url.startswith(stack.url) and responses.append(response))
+    page.goto(stack.url)
+    expect(page.locator("#counter")).to_contain_text("0 characters")  # app.js ran
+    files = {response.url.removeprefix(stack.url): response.headers for response in responses}
+    assert {"/", "/app.js", "/style.css"} <= set(files)
+    for path in ("/", "/app.js", "/style.css"):
+        assert files[path]["content-security-policy"].startswith("default-src 'none'"), path
+        assert files[path]["x-content-type-options"] == "nosniff"
+        assert files[path]["x-frame-options"] == "DENY"
+
+
+@dataclass
+class OtherApi:
+    """A server on another origin that would answer any review with a verdict, and counts what reaches it."""
+
+    url: str
+    requests: list[str]
+
+
+@pytest.fixture
+def other_api() -> Iterator[OtherApi]:
+    requests: list[str] = []
+    verdict = json.dumps({"label": "positive", "probability": 0.99, "top_words": [], "contributions": []}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_OPTIONS(self) -> None:
+            requests.append(f"OPTIONS {self.path}")
+            self._answer(204, b"")
+
+        def do_POST(self) -> None:
+            requests.append(f"POST {self.path}")
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self._answer(200, verdict)
+
+        def _answer(self, status: int, body: bytes) -> None:
+            self.send_response(status)
+            for name, value in (("Access-Control-Allow-Origin", "*"), ("Access-Control-Allow-Headers", "content-type"),
+                                ("Access-Control-Allow-Methods", "POST"), ("Content-Type", "application/json"),
+                                ("Content-Length", str(len(body)))):  # fmt: skip
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield OtherApi(f"http://127.0.0.1:{server.server_address[1]}/predict", requests)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_csp_refuses_any_api_but_the_configured_one(
+    watched: tuple[Page, Watch], stack: Stack, other_api: OtherApi
+) -> None:
+    """On this machine ?api= may name any server; the page's CSP still lets its script call only its own origin
+    (here also the API's), so a review never leaves for another one."""
+    page, watch = watched
+    reports = watch_csp(page)
+    page.context.grant_permissions(["local-network-access"])  # so that only the CSP stands in the way
+    page.goto(f"{stack.url}/?api={quote(other_api.url, safe='')}")
+    judge(page, POSITIVE)
+    expect_error(page, "Could not reach the sentiment service")
+    assert watch.api_calls == [] and other_api.requests == []
+    [violation] = violations(page)
+    assert violation["directive"] == "connect-src" and violation["blocked"].startswith(other_api.url)
+    assert reports and all(other_api.url in report for report in reports)  # Chromium's console says so too
+
+
+def test_without_the_csp_the_same_page_would_call_the_other_api(
+    watched: tuple[Page, Watch], stack: Stack, other_api: OtherApi
+) -> None:
+    """The control for the test above: the other server answers, and the page calls it, once the header is gone."""
+    page, watch = watched
+
+    def without_csp(route: Route) -> None:
+        response = route.fetch()
+        headers = {name: value for name, value in response.headers.items() if name != "content-security-policy"}
+        route.fulfill(response=response, headers=headers)
+
+    page.route(lambda url: url.startswith(f"{stack.url}/?api="), without_csp)
+    # A page Playwright fulfilled counts as public to Chromium, which would otherwise refuse a call to loopback.
+    page.context.grant_permissions(["local-network-access"])
+    page.goto(f"{stack.url}/?api={quote(other_api.url, safe='')}")
+    judge(page, POSITIVE)
+    expect_verdict(page, "POSITIVE")
+    # (Playwright answers the CORS preflight itself while it intercepts requests: only the POST arrives.)
+    assert other_api.requests == ["POST /predict"] and watch.api_calls == [other_api.url]
+
+
+def test_the_published_page_calls_the_api_on_another_origin_that_its_csp_names(
+    watched: tuple[Page, Watch], stack: Stack, other_api: OtherApi
+) -> None:
+    """As in AWS: the page on its own origin, the API on another one, named by the meta tag and by connect-src."""
+    page, watch = watched
+    reports = watch_csp(page)
+    page.context.grant_permissions(["local-network-access"])  # a fulfilled page counts as public (see above)
+    [published] = [file for file in page_files(WEB, other_api.url) if file.key == "index.html"]
+    api_origin = other_api.url.removesuffix("/predict")
+    headers = {"Content-Type": published.content_type, **policy_headers(load_template(), api_origin)}
+    page.route(f"{stack.url}/", lambda route: route.fulfill(status=200, headers=headers, body=published.body))
+    page.goto(f"{stack.url}/")
+    judge(page, POSITIVE)
+    expect_verdict(page, "POSITIVE")
+    assert watch.api_calls == [other_api.url] and "POST /predict" in other_api.requests
+    assert violations(page) == [] and reports == []
