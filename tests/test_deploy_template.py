@@ -72,6 +72,17 @@ def test_cfn_lint_is_really_checking(tmp_path: Path, correct: str, planted: str,
     assert [finding["Rule"]["Id"] for finding in cfn_lint(broken)] == [rule]
 
 
+def test_api_gateways_own_cors_naming_the_page_would_be_a_circular_dependency(tmp_path: Path) -> None:
+    """Why the relay answers CORS: the API's CorsConfiguration naming the distribution, whose headers policy names
+    the API, is a cycle CloudFormation refuses (cfn-lint's E3004 on each of the three resources)."""
+    text = TEMPLATE.read_text()
+    assert text.count("      ProtocolType: HTTP\n") == 1
+    cors = '      CorsConfiguration:\n        AllowOrigins: [!Sub "https://${PageDistribution.DomainName}"]\n'
+    broken = tmp_path / "template.yaml"
+    broken.write_text(text.replace("      ProtocolType: HTTP\n", "      ProtocolType: HTTP\n" + cors))
+    assert [finding["Rule"]["Id"] for finding in cfn_lint(broken)] == ["E3004"] * 3
+
+
 def statements(role: dict[str, Any]) -> list[dict[str, Any]]:
     return [statement for policy in role["Policies"] for statement in policy["PolicyDocument"]["Statement"]]
 
