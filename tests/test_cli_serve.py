@@ -273,6 +273,32 @@ def test_serve_leaves_nothing_behind_in_its_temporary_folder(model_dir: Path, tm
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("front", ["nginx", "none"])
+def test_torch_threads_sleep_when_idle_unless_the_operator_says_otherwise(model_dir: Path, front: str) -> None:
+    # libgomp prints the wait it was loaded with (OMP_DISPLAY_ENV): a spin count of 0 is a passive wait. Every
+    # process that loads torch (the supervisor checking the model, gunicorn's master and its workers) must
+    # load it after `serve` set the policy, or its threads spin on cores that a large request shares.
+    if front == "nginx" and find_nginx() is None:
+        pytest.skip("nginx is not installed")
+    for policy in (None, "ACTIVE"):
+        environment = {"SM_MODEL_DIR": str(model_dir), "SENTIMENT_FRONT": front, "MODEL_SERVER_WORKERS": "1"}
+        environment |= {"OMP_DISPLAY_ENV": "VERBOSE", **({"OMP_WAIT_POLICY": policy} if policy else {})}
+        server = start(environment)
+        status, output = stop(server)
+        assert status == 0, output
+        spin_counts = {line.split("=", 1)[1].strip() for line in output.splitlines() if "GOMP_SPINCOUNT" in line}
+        if policy is None:
+            assert spin_counts == {"'0'"}, output
+        else:
+            assert spin_counts and "'0'" not in spin_counts, output
+
+
+def test_importing_serve_loads_no_torch() -> None:
+    # The thread wait policy must be set before torch loads: nothing `serve` imports at its top may load it.
+    code = "import sys, sentiment.cli.serve; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
 def test_a_tarball_in_the_model_folder_is_served(model_dir: Path, tmp_path: Path) -> None:
     packed = tmp_path / "model"
     packed.mkdir()

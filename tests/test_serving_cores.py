@@ -12,11 +12,11 @@ import pytest
 import torch
 from flask.testing import FlaskClient
 
-from sentiment.contract import ServingSettings
+from sentiment.contract import RUN_FOLDER_VARIABLE, ServingSettings
 from sentiment.predictor import Predictor
 from sentiment.serving import cores
 from sentiment.serving.app import LARGE_BODY_BYTES, create_app
-from sentiment.serving.cores import LOCK_NAME, RUN_FOLDER_VARIABLE, all_cores
+from sentiment.serving.cores import LOCK_NAME, all_cores
 
 CORES = 4
 

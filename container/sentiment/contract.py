@@ -120,6 +120,7 @@ METRIC_DEFINITIONS = [
 
 
 MAX_PAYLOAD_MB = 6  # SageMaker real-time endpoints refuse larger bodies; batch transform's default too
+RUN_FOLDER_VARIABLE = "SENTIMENT_RUN_FOLDER"  # `serve` sets it for its workers: the run's own temporary folder
 MAX_BATCH_PAYLOAD_MB = 20  # the largest MaxPayloadInMB served (Batch Transform allows 100; the work limits bind first)
 
 

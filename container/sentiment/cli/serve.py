@@ -30,22 +30,27 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
-from sentiment.artifacts import verify_model
-from sentiment.contract import ServingSettings, SettingsError
+from sentiment.contract import RUN_FOLDER_VARIABLE, ServingSettings, SettingsError
 from sentiment.errors import SentimentError
-from sentiment.predictor import Predictor
-from sentiment.serving.cores import RUN_FOLDER_VARIABLE
 from sentiment.serving.front import find_nginx, nginx_config
-from sentiment.serving.loading import model_fn, model_source
 from sentiment.serving.memory import limit_arenas
+
+# Nothing above loads torch: `main` must set OMP_WAIT_POLICY first (see THREAD_WAIT_POLICY).
+if TYPE_CHECKING:
+    from sentiment.predictor import Predictor
 
 log = logging.getLogger("sentiment.serve")
 
+# How torch's idle OpenMP threads wait, unless the operator says otherwise: asleep, not spinning. A large
+# request scores on every core while the other workers go on scoring small ones on theirs, so its threads
+# share cores with them; spinning threads then hold a core another thread needs, and a 6 MB request took
+# 4.5x as long (benchmarks/serve.py's mixed-load row). libgomp reads the policy once, when torch loads.
+THREAD_WAIT_POLICY = "PASSIVE"
 GRACEFUL_SECONDS = 30  # SageMaker waits this long after SIGTERM before it kills a container
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
@@ -82,6 +87,7 @@ class SentimentServer(BaseApplication):
 
     def load(self) -> Any:
         from sentiment.serving.app import create_app
+        from sentiment.serving.loading import model_fn
 
         source = self.source
 
@@ -119,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     # How `serve` starts its own gunicorn behind nginx; not for people.
     parser.add_argument("--gunicorn-on", metavar="SOCKET", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    os.environ.setdefault("OMP_WAIT_POLICY", THREAD_WAIT_POLICY)  # before torch loads, in this process and its children
+    from sentiment.artifacts import verify_model
+    from sentiment.serving.loading import model_source
+
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr, force=True)
     try:
         settings = ServingSettings.from_environment()

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-RUN_FOLDER_VARIABLE = "SENTIMENT_RUN_FOLDER"  # set by `serve` for its workers
+from sentiment.contract import RUN_FOLDER_VARIABLE
+
 LOCK_NAME = "all-cores.lock"
 
 
