@@ -6,12 +6,14 @@
     python deploy/sagemaker.py update   --image URI --role ARN --model-data s3://.../model.tar.gz \\
                                         --endpoint imdb-sentiment --labeled reviews.jsonl
     python deploy/sagemaker.py batch    --model NAME --input s3://.../test/ --output s3://.../scores/ --wait
+    python deploy/sagemaker.py autoscale --min 1 --max 4 [--target INVOCATIONS] [--explain]
     python deploy/sagemaker.py teardown
 
 Names come from `--name` (default imdb-sentiment) plus a UTC timestamp where SageMaker wants unique
 ones (training jobs, models, endpoint configs, transform jobs); the endpoint is `--endpoint`, default
 `--name`. Everything created is recorded in `--state` (default build/deploy-state.json, written
-atomically), and `teardown` deletes exactly the endpoints, endpoint configs and models recorded there.
+atomically), and `teardown` deletes exactly the scaling policies, scalable targets, endpoints, endpoint
+configs and models recorded there.
 Every subcommand can be rerun: `deploy` stops when the endpoint exists, `update` when the endpoint
 already serves that image and model, `train` and `batch` when a job of the given name exists.
 `update --labeled FILE` scores the labeled reviews (a channel file or folder) with the current and the new
@@ -19,12 +21,16 @@ model.tar.gz (downloaded) and refuses a model that scores lower, unless `--force
 `sentiment-evaluate`'s, run as its own process: this virtualenv's command (`--score-with local`, the
 default) or the image being deployed (`--score-with image`: `docker run IMAGE sentiment-evaluate`), so
 this script needs boto3 only and never loads torch.
+`autoscale` registers the endpoint's variant with Application Auto Scaling and tracks a target of
+invocations per instance per minute, by default derived from the serving benchmark's measured
+throughput (benchmarks/results/serve.json) times a safety factor; `--explain` prints the derivation.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -51,8 +57,21 @@ DEFAULT_STATE = REPOSITORY / "build" / "deploy-state.json"
 CHANNELS = ("train", "validation", "test", "unlabeled")
 JSONLINES = "application/jsonlines"
 POLL_SECONDS = 30.0
-RESOURCE_KINDS = ("training_jobs", "models", "endpoint_configs", "endpoints", "transform_jobs")
+RESOURCE_KINDS = (
+    "training_jobs", "models", "endpoint_configs", "endpoints", "transform_jobs",
+    "scalable_targets", "scaling_policies",
+)  # fmt: skip
 DONE = {"Completed", "Failed", "Stopped", "InService", "OutOfService"}
+VARIANT = "AllTraffic"  # the one production variant deploy makes
+
+# Autoscaling: Application Auto Scaling's names for a SageMaker variant's instance count and its load metric.
+SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+INVOCATIONS_METRIC = "SageMakerVariantInvocationsPerInstance"  # invocations per instance per MINUTE
+SERVE_RESULTS = REPOSITORY / "benchmarks" / "results" / "serve.json"
+THROUGHPUT_CASE = "batching on"  # the server as deployed (micro-batching on), one review per request
+# SageMaker's load-testing guide: target = the highest sustained requests/s of one instance x 0.5 x 60.
+# Half leaves room for a slower CPU than the benchmark's and for the minutes a scale-out takes.
+SAFETY_FACTOR = 0.5
 
 
 class DeployError(SentimentError):
@@ -111,6 +130,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     update.add_argument("--force", action="store_true", help="update even when the new model scores lower")
     update.add_argument("--wait", action="store_true", help="wait until the endpoint is InService again")
 
+    autoscale = commands.add_parser("autoscale", parents=[common], help="target-tracking autoscaling of the variant")
+    autoscale.add_argument("--endpoint", help="endpoint name (default: --name)")
+    autoscale.add_argument("--min", type=int, default=1, dest="min_instances", help="(default: %(default)s)")
+    autoscale.add_argument("--max", type=int, dest="max_instances", help="the most instances it may scale out to")
+    autoscale.add_argument(
+        "--target", type=float, metavar="INVOCATIONS", help="invocations per instance per minute (default: derived)"
+    )
+    autoscale.add_argument(
+        "--benchmark", type=Path, default=SERVE_RESULTS, help="the serving benchmark's results (default: %(default)s)"
+    )
+    autoscale.add_argument(
+        "--safety-factor", type=float, default=SAFETY_FACTOR, help="share of the measured peak (default: %(default)g)"
+    )
+    autoscale.add_argument("--scale-in-cooldown", type=int, default=300, metavar="S", help="(default: %(default)s)")
+    autoscale.add_argument("--scale-out-cooldown", type=int, default=60, metavar="S", help="(default: %(default)s)")
+    autoscale.add_argument("--explain", action="store_true", help="print how the target is derived, change nothing")
+
     commands.add_parser("teardown", parents=[common], help="delete what the state file records")
 
     batch = commands.add_parser("batch", parents=[common], help="a batch transform job")
@@ -144,7 +180,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             split_s3(getattr(args, option), parser, option)
     if args.command == "batch" and args.labels is not None and not args.wait:
         parser.error("--labels needs --wait (the outputs exist only once the job completes)")
+    if args.command == "autoscale":
+        check_autoscale_options(args, parser)
     return args
+
+
+def check_autoscale_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    if args.max_instances is None and not args.explain:
+        parser.error("--max N is needed: the most instances autoscaling may run")
+    if args.min_instances < 1:
+        parser.error(f"--min must be at least 1 (an instance variant cannot scale to 0), not {args.min_instances}")
+    if args.max_instances is not None and args.max_instances < args.min_instances:
+        parser.error(f"--max ({args.max_instances}) must be at least --min ({args.min_instances})")
+    if args.target is not None and not args.target > 0:
+        parser.error(f"--target must be a positive number of invocations per minute, not {args.target:g}")
+    if not 0 < args.safety_factor <= 1:
+        parser.error(f"--safety-factor must be in (0, 1], not {args.safety_factor:g}")
+    for option in ("scale_in_cooldown", "scale_out_cooldown"):
+        if getattr(args, option) < 0:
+            parser.error(f"--{option.replace('_', '-')} must be 0 or more seconds, not {getattr(args, option)}")
 
 
 def add_image_and_role(parser: argparse.ArgumentParser) -> None:
@@ -185,6 +239,8 @@ def main(argv: list[str] | None = None, session: boto3.Session | None = None) ->
             deploy(args, aws, state)
         elif args.command == "update":
             update(args, aws, state)
+        elif args.command == "autoscale":
+            autoscale(args, aws, state)
         elif args.command == "teardown":
             teardown(aws, state)
         else:
@@ -230,6 +286,10 @@ class Aws:
     def s3(self) -> Client:
         return self.client("s3")
 
+    @property
+    def autoscaling(self) -> Client:
+        return self.client("application-autoscaling")
+
 
 class State:
     """What this script created, by kind, in a JSON file written atomically after every change."""
@@ -245,17 +305,17 @@ class State:
         for kind in RESOURCE_KINDS:
             self.document.setdefault(kind, [])
 
-    def add(self, kind: str, name: str) -> None:
+    def add(self, kind: str, name: Any) -> None:
         if name not in self.document[kind]:
             self.document[kind].append(name)
             self.save()
 
-    def remove(self, kind: str, name: str) -> None:
+    def remove(self, kind: str, name: Any) -> None:
         if name in self.document[kind]:
             self.document[kind].remove(name)
             self.save()
 
-    def names(self, kind: str) -> list[str]:
+    def names(self, kind: str) -> list[Any]:
         return list(self.document[kind])
 
     def save(self) -> None:
@@ -270,10 +330,14 @@ def unique_name(prefix: str) -> str:
 
 
 def is_missing(error: botocore.exceptions.ClientError) -> bool:
-    """SageMaker's answer for a name that does not exist (a ValidationException 'Could not find ...')."""
+    """SageMaker's answer for a name that does not exist (a ValidationException 'Could not find ...'), or
+    Application Auto Scaling's (ObjectNotFoundException; moto says 'No scalable target found ...')."""
     detail = error.response.get("Error", {})
-    return detail.get("Code") in ("ValidationException", "ResourceNotFound") and (
-        "Could not find" in detail.get("Message", "") or "does not exist" in detail.get("Message", "")
+    if detail.get("Code") == "ObjectNotFoundException":
+        return True
+    message = detail.get("Message", "")
+    return detail.get("Code") in ("ValidationException", "ResourceNotFound") and any(
+        words in message for words in ("Could not find", "does not exist", "No scalable target", "No scaling policy")
     )
 
 
@@ -564,15 +628,142 @@ def compare_models(aws: Aws, current_uri: str, new_uri: str, labeled: Path, imag
         print(f"compare:  {message}; updating anyway (--force)")
 
 
+# ---------------------------------------------------------------------------------------------- autoscale
+
+
+def derived_target(benchmark: Path, safety_factor: float) -> tuple[float, list[str]]:
+    """(invocations per instance per minute, the lines that say how) from the serving benchmark's results."""
+    try:
+        results = read_json(benchmark)
+        row = next(item for item in results["rows"] if item["case"] == THROUGHPUT_CASE)
+        reviews_per_second, requests_per_second = float(row["value"]), float(row["requests/s"])
+    except (OSError, ValueError, KeyError, TypeError, StopIteration):
+        raise DeployError(
+            f"--benchmark {benchmark}: no '{THROUGHPUT_CASE}' row with reviews/s and requests/s "
+            "(make bench-serve writes it), or give --target"
+        ) from None
+    if row.get("unit") != "reviews/s" or not reviews_per_second > 0:
+        raise DeployError(f"--benchmark {benchmark}: '{THROUGHPUT_CASE}' is {row.get('unit')!r}, not reviews/s")
+    # Each wrk request carried one review (reviews/s == requests/s): one review is one invocation.
+    if abs(reviews_per_second - requests_per_second) > 0.05 * requests_per_second:
+        raise DeployError(
+            f"--benchmark {benchmark}: {reviews_per_second:g} reviews/s over {requests_per_second:g} requests/s "
+            "is not one review per request, so it does not count invocations; give --target"
+        )
+    machine = results.get("machine", {})
+    per_minute = requests_per_second * 60
+    target = math.floor(per_minute * safety_factor)
+    shown = benchmark.resolve().relative_to(REPOSITORY) if benchmark.resolve().is_relative_to(REPOSITORY) else benchmark
+    lines = [
+        f"measured: {shown} ({str(results.get('date', '?'))[:10]}, {machine.get('cpu', '?')}, "
+        f"{machine.get('cpu_capability', '?')}): one `serve` on {machine.get('cores', '?')} cores, as one instance "
+        "runs it (ml.m5.large, deploy's default, has 2 vCPUs; wrk shared the cores, so this is a floor)",
+        f"measured: '{THROUGHPUT_CASE}': {reviews_per_second:,.1f} reviews/s from {results.get('clients', '?')} "
+        f"clients, one {results.get('review_words', '?')}-word review per request ({row.get('note', '')})",
+        f"per min:  one review per request is one invocation: {requests_per_second:,.1f}/s x 60 = "
+        f"{per_minute:,.0f} invocations per minute per instance ({INVOCATIONS_METRIC} counts per minute)",
+        f"target:   x safety factor {safety_factor:g} = {target:,} invocations per minute per instance "
+        "(room for a slower CPU and for the minutes a scale-out takes; --safety-factor, --target)",
+    ]
+    return target, lines
+
+
+def autoscale(args: argparse.Namespace, aws: Aws, state: State) -> None:
+    """A scalable target on the variant's instance count and a target-tracking policy on its invocations."""
+    if args.target is None:
+        target, derivation = derived_target(args.benchmark, args.safety_factor)
+        for line in derivation if args.explain else derivation[-1:]:
+            print(line)
+    else:
+        target = args.target
+        print(f"target:   {target:,g} invocations per minute per instance (--target)")
+    if args.explain:
+        return
+    endpoint = args.endpoint or args.name
+    resource = f"endpoint/{endpoint}/variant/{VARIANT}"
+    check_instance_variant(aws, endpoint)
+    register_scalable_target(aws, state, resource, args.min_instances, args.max_instances)
+    put_target_tracking_policy(aws, state, resource, f"{endpoint}-invocations", scaling_policy(args, target))
+
+
+def check_instance_variant(aws: Aws, endpoint: str) -> None:
+    """DeployError unless the endpoint exists and its variant runs on instances (serverless scales itself)."""
+    described = describe(aws.sagemaker.describe_endpoint, EndpointName=endpoint)
+    if described is None:
+        raise DeployError(f"endpoint {endpoint} does not exist: create it with `deploy`")
+    config = aws.sagemaker.describe_endpoint_config(EndpointConfigName=described["EndpointConfigName"])
+    variants = {variant["VariantName"]: variant for variant in config["ProductionVariants"]}
+    if VARIANT not in variants:
+        raise DeployError(f"endpoint {endpoint} has no variant {VARIANT} (it has {', '.join(variants)})")
+    if "ServerlessConfig" in variants[VARIANT]:
+        raise DeployError(f"endpoint {endpoint} is serverless: it scales by itself up to its max concurrency")
+
+
+def register_scalable_target(aws: Aws, state: State, resource: str, minimum: int, maximum: int) -> None:
+    existing = aws.autoscaling.describe_scalable_targets(
+        ServiceNamespace="sagemaker", ResourceIds=[resource], ScalableDimension=SCALABLE_DIMENSION
+    )["ScalableTargets"]
+    if existing and (existing[0]["MinCapacity"], existing[0]["MaxCapacity"]) == (minimum, maximum):
+        print(f"target:   {resource} already scales {minimum}-{maximum} instances: nothing to do")
+    else:
+        aws.autoscaling.register_scalable_target(
+            ServiceNamespace="sagemaker",
+            ResourceId=resource,
+            ScalableDimension=SCALABLE_DIMENSION,
+            MinCapacity=minimum,
+            MaxCapacity=maximum,
+        )
+        print(f"target:   {'updated' if existing else 'registered'} {resource}: {minimum}-{maximum} instances")
+    state.add("scalable_targets", resource)
+
+
+def scaling_policy(args: argparse.Namespace, target: float) -> dict[str, Any]:
+    """TargetTrackingScalingPolicyConfiguration: keep each instance near `target` invocations a minute."""
+    return {
+        "TargetValue": float(target),
+        "PredefinedMetricSpecification": {"PredefinedMetricType": INVOCATIONS_METRIC},
+        "ScaleInCooldown": args.scale_in_cooldown,
+        "ScaleOutCooldown": args.scale_out_cooldown,
+    }
+
+
+def put_target_tracking_policy(aws: Aws, state: State, resource: str, name: str, policy: dict[str, Any]) -> None:
+    existing = aws.autoscaling.describe_scaling_policies(
+        PolicyNames=[name], ServiceNamespace="sagemaker", ResourceId=resource, ScalableDimension=SCALABLE_DIMENSION
+    )["ScalingPolicies"]
+    held = existing[0].get("TargetTrackingScalingPolicyConfiguration") if existing else None
+    summary = (
+        f"{policy['TargetValue']:,g} invocations per instance per minute, "
+        f"cool-downs in {policy['ScaleInCooldown']} s / out {policy['ScaleOutCooldown']} s"
+    )
+    if held is not None and all(held.get(key) == value for key, value in policy.items()):
+        print(f"policy:   {name} already tracks {summary}: nothing to do")
+    else:
+        aws.autoscaling.put_scaling_policy(
+            PolicyName=name,
+            ServiceNamespace="sagemaker",
+            ResourceId=resource,
+            ScalableDimension=SCALABLE_DIMENSION,
+            PolicyType="TargetTrackingScaling",
+            TargetTrackingScalingPolicyConfiguration=policy,
+        )
+        print(f"policy:   {'updated' if existing else 'created'} {name}: {summary}")
+    state.add("scaling_policies", {"PolicyName": name, "ResourceId": resource})
+
+
 # ---------------------------------------------------------------------------------------------- teardown
 
 
 def teardown(aws: Aws, state: State) -> None:
-    """Delete the recorded endpoints, then their configs, then the models; ones already gone are skipped."""
+    """Delete the recorded scaling policies and targets, endpoints, then their configs, then the models;
+    ones already gone are skipped."""
     if not state.path.exists():
         print(f"teardown: no state file at {state.path}: nothing recorded, nothing deleted")
         return
     steps = (
+        # Autoscaling first: a variant must leave Application Auto Scaling before its endpoint goes.
+        ("scaling_policies", "policy", lambda p: delete_scaling_policy(aws, p)),
+        ("scalable_targets", "target", lambda r: deregister_scalable_target(aws, r)),
         ("endpoints", "endpoint", lambda n: aws.sagemaker.delete_endpoint(EndpointName=n)),
         ("endpoint_configs", "config", lambda n: aws.sagemaker.delete_endpoint_config(EndpointConfigName=n)),
         ("models", "model", lambda n: aws.sagemaker.delete_model(ModelName=n)),
@@ -580,16 +771,32 @@ def teardown(aws: Aws, state: State) -> None:
     deleted = 0
     for kind, label, delete in steps:
         for name in state.names(kind):
+            shown = name["PolicyName"] if isinstance(name, dict) else name
             try:
                 delete(name)
-                print(f"teardown: deleted {label} {name}")
+                print(f"teardown: deleted {label} {shown}")
                 deleted += 1
             except botocore.exceptions.ClientError as error:
                 if not is_missing(error):
                     raise
-                print(f"teardown: {label} {name} already gone")
+                print(f"teardown: {label} {shown} already gone")
             state.remove(kind, name)
     print(f"teardown: {deleted} deleted; training and transform jobs are kept (SageMaker keeps their records)")
+
+
+def delete_scaling_policy(aws: Aws, policy: dict[str, str]) -> None:
+    aws.autoscaling.delete_scaling_policy(
+        PolicyName=policy["PolicyName"],
+        ServiceNamespace="sagemaker",
+        ResourceId=policy["ResourceId"],
+        ScalableDimension=SCALABLE_DIMENSION,
+    )
+
+
+def deregister_scalable_target(aws: Aws, resource: str) -> None:
+    aws.autoscaling.deregister_scalable_target(
+        ServiceNamespace="sagemaker", ResourceId=resource, ScalableDimension=SCALABLE_DIMENSION
+    )
 
 
 # ---------------------------------------------------------------------------------------------- batch
