@@ -59,7 +59,7 @@ JSONLINES = "application/jsonlines"
 POLL_SECONDS = 30.0
 RESOURCE_KINDS = (
     "training_jobs", "models", "endpoint_configs", "endpoints", "transform_jobs",
-    "scalable_targets", "scaling_policies",
+    "scalable_targets", "scaling_policies", "alarms",
 )  # fmt: skip
 DONE = {"Completed", "Failed", "Stopped", "InService", "OutOfService"}
 VARIANT = "AllTraffic"  # the one production variant deploy makes
@@ -72,6 +72,16 @@ THROUGHPUT_CASE = "batching on"  # the server as deployed (micro-batching on), o
 # SageMaker's load-testing guide: target = the highest sustained requests/s of one instance x 0.5 x 60.
 # Half leaves room for a slower CPU than the benchmark's and for the minutes a scale-out takes.
 SAFETY_FACTOR = 0.5
+
+# Guarded updates: SageMaker's blue/green traffic shifting, rolled back by CloudWatch alarms on the variant.
+CANARY_PERCENT = range(1, 51)  # the canary is at most half the new fleet
+LINEAR_PERCENT = range(10, 51)  # each linear step is 10-50 % of it
+WAIT_INTERVAL = 600  # seconds between shifts, and the old fleet is kept as long after the last
+ALARM_PERIOD = 60  # SageMaker's endpoint metrics are per minute
+ALARM_WINDOW = 2 * ALARM_PERIOD  # the latency alarm needs two periods: a shorter wait could not catch it
+PROVISIONING_ALLOWANCE = 1800  # seconds for the new fleet to come up, beyond the waits
+MAX_EXECUTION_TIMEOUT = 28800  # SageMaker's ceiling on a blue/green deployment
+MAX_LATENCY_MS = 250.0  # p99 ModelLatency: ~2x the p99 under 64 clients on 2 cores (131 ms, serve.json)
 
 
 class DeployError(SentimentError):
@@ -128,6 +138,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="--labeled's scoring: this virtualenv's sentiment-evaluate, or the --image run with docker",
     )
     update.add_argument("--force", action="store_true", help="update even when the new model scores lower")
+    shifting = update.add_mutually_exclusive_group()
+    shifting.add_argument(
+        "--canary", type=int, metavar="PERCENT", help="blue/green: PERCENT of capacity first, the rest one wait later"
+    )
+    shifting.add_argument(
+        "--linear", type=int, metavar="PERCENT", help="blue/green: PERCENT of capacity more after each wait (10-50)"
+    )
+    update.add_argument(
+        "--wait-interval",
+        type=int,
+        metavar="SECONDS",
+        help=f"between shifts; the old fleet is kept as long after the last ({ALARM_WINDOW}-3600, {WAIT_INTERVAL})",
+    )
+    update.add_argument(
+        "--rollback-alarm",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="an existing CloudWatch alarm that rolls back too (repeatable); the 5XX and latency alarms are made",
+    )
+    update.add_argument(
+        "--max-5xx", type=int, metavar="COUNT", help="5XX errors in a minute beyond which it rolls back (default 0)"
+    )
+    update.add_argument(
+        "--max-latency-ms",
+        type=float,
+        help=f"p99 model latency, 2 minutes on end, that rolls back ({MAX_LATENCY_MS:g} ms)",
+    )
     update.add_argument("--wait", action="store_true", help="wait until the endpoint is InService again")
 
     autoscale = commands.add_parser("autoscale", parents=[common], help="target-tracking autoscaling of the variant")
@@ -182,7 +220,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--labels needs --wait (the outputs exist only once the job completes)")
     if args.command == "autoscale":
         check_autoscale_options(args, parser)
+    if args.command == "update":
+        check_guard_options(args, parser)
     return args
+
+
+def check_guard_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """--canary/--linear's ranges; the options that shape a blue/green update need one of them."""
+    if args.canary is None and args.linear is None:
+        shaping = ("wait_interval", "max_5xx", "max_latency_ms")
+        given = [option for option in shaping if getattr(args, option) is not None]
+        given += ["rollback_alarm"] if args.rollback_alarm else []
+        if given:
+            parser.error(f"--{given[0].replace('_', '-')} applies only with --canary PERCENT or --linear PERCENT")
+        return
+    if args.canary is not None and args.canary not in CANARY_PERCENT:
+        parser.error(f"--canary must be 1-50 (percent of the new fleet's capacity), not {args.canary}")
+    if args.linear is not None and args.linear not in LINEAR_PERCENT:
+        parser.error(f"--linear must be 10-50 (percent of the new fleet's capacity per step), not {args.linear}")
+    args.wait_interval = WAIT_INTERVAL if args.wait_interval is None else args.wait_interval
+    if not ALARM_WINDOW <= args.wait_interval <= 3600:
+        parser.error(
+            f"--wait-interval must be {ALARM_WINDOW}-3600 seconds (the latency alarm needs {ALARM_WINDOW} s to fire), "
+            f"not {args.wait_interval}"
+        )
+    args.max_5xx = 0 if args.max_5xx is None else args.max_5xx
+    args.max_latency_ms = MAX_LATENCY_MS if args.max_latency_ms is None else args.max_latency_ms
+    if args.max_5xx < 0 or not args.max_latency_ms > 0:
+        parser.error("--max-5xx must be 0 or more and --max-latency-ms more than 0")
+    if execution_timeout(args) > MAX_EXECUTION_TIMEOUT:
+        parser.error(
+            f"the deployment would take {execution_timeout(args):,} s with its waits, over SageMaker's "
+            f"{MAX_EXECUTION_TIMEOUT:,}: a shorter --wait-interval or larger steps"
+        )
 
 
 def check_autoscale_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -289,6 +359,10 @@ class Aws:
     @property
     def autoscaling(self) -> Client:
         return self.client("application-autoscaling")
+
+    @property
+    def cloudwatch(self) -> Client:
+        return self.client("cloudwatch")
 
 
 class State:
@@ -548,14 +622,115 @@ def update(args: argparse.Namespace, aws: Aws, state: State) -> None:
         return
     # Before any download or scoring: a wrong URI should fail in a second, not after the comparison.
     check_object(aws, args.model_data, "model-data")
+    guarded = args.canary is not None or args.linear is not None
+    if guarded:
+        check_alarms_exist(aws, args.rollback_alarm)
+    # The first gate: a model that scores lower goes no further, and nothing is made for it.
     if args.labeled is not None:
         image = args.image if args.score_with == "image" else None
         compare_models(aws, current["ModelDataUrl"], args.model_data, args.labeled, image, args.force)
-    config = create_model_and_config(args, aws, state)
-    aws.sagemaker.update_endpoint(EndpointName=args.endpoint, EndpointConfigName=config)
+    request: dict[str, Any] = {"EndpointName": args.endpoint}
+    if guarded:
+        alarms = [put_alarm(aws, state, alarm) for alarm in rollback_alarms(args.endpoint, args)]
+        request["DeploymentConfig"] = deployment_config(args, alarms + args.rollback_alarm)
+    request["EndpointConfigName"] = config = create_model_and_config(args, aws, state)
+    aws.sagemaker.update_endpoint(**request)
+    if guarded:
+        print(f"update:   {describe_deployment(request['DeploymentConfig'])}")
     print(f"endpoint: updating {args.endpoint} to {config}; {endpoint['EndpointConfigName']} serves until it is done")
     if args.wait:
         wait_endpoint(aws, args.endpoint, args.poll_seconds)
+
+
+def check_alarms_exist(aws: Aws, names: list[str]) -> None:
+    if not names:
+        return
+    found = {alarm["AlarmName"] for alarm in aws.cloudwatch.describe_alarms(AlarmNames=names)["MetricAlarms"]}
+    missing = [name for name in names if name not in found]
+    if missing:
+        raise DeployError(f"--rollback-alarm {missing[0]}: no such CloudWatch alarm in this region")
+
+
+def rollback_alarms(endpoint: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """PutMetricAlarm requests: the variant's 5XX errors in a minute, and its p99 model latency two minutes running."""
+    dimensions = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": VARIANT}]
+    common = {"Namespace": "AWS/SageMaker", "Dimensions": dimensions, "Period": ALARM_PERIOD}
+    # No requests is no evidence against the new model: missing data does not roll back.
+    common |= {"ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching"}
+    return [
+        {
+            "AlarmName": f"{endpoint}-{VARIANT}-5xx-errors",
+            "AlarmDescription": f"{endpoint}: more than {args.max_5xx} 5XX answers in a minute (rolls an update back)",
+            "MetricName": "Invocation5XXErrors",
+            "Statistic": "Sum",
+            "EvaluationPeriods": 1,
+            "DatapointsToAlarm": 1,
+            "Threshold": float(args.max_5xx),
+            **common,
+        },
+        {
+            "AlarmName": f"{endpoint}-{VARIANT}-model-latency",
+            "AlarmDescription": f"{endpoint}: p99 model latency over {args.max_latency_ms:g} ms for 2 minutes "
+            "(rolls an update back)",
+            "MetricName": "ModelLatency",  # in microseconds
+            "ExtendedStatistic": "p99",
+            "EvaluationPeriods": ALARM_WINDOW // ALARM_PERIOD,
+            "DatapointsToAlarm": ALARM_WINDOW // ALARM_PERIOD,
+            "Threshold": args.max_latency_ms * 1000,
+            **common,
+        },
+    ]
+
+
+def put_alarm(aws: Aws, state: State, alarm: dict[str, Any]) -> str:
+    """Create or correct one alarm; nothing when CloudWatch holds it as asked. Returns its name."""
+    name = alarm["AlarmName"]
+    existing = aws.cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+    if existing and all(existing[0].get(key) == value for key, value in alarm.items()):
+        print(f"alarm:    {name} exists as asked: nothing to do")
+    else:
+        aws.cloudwatch.put_metric_alarm(**alarm)
+        print(f"alarm:    {'updated' if existing else 'created'} {name}: {alarm['AlarmDescription']}")
+    state.add("alarms", name)
+    return name
+
+
+def execution_timeout(args: argparse.Namespace) -> int:
+    """Every wait of the deployment (between shifts, and after the last) plus time for the new fleet."""
+    shifts = 2 if args.canary is not None else math.ceil(100 / args.linear)
+    return shifts * args.wait_interval + PROVISIONING_ALLOWANCE
+
+
+def deployment_config(args: argparse.Namespace, alarms: list[str]) -> dict[str, Any]:
+    """UpdateEndpoint's DeploymentConfig: blue/green, canary or linear, rolled back by `alarms`."""
+    if args.canary is not None:
+        routing = {"Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": args.canary}}
+    else:
+        routing = {"Type": "LINEAR", "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": args.linear}}
+    routing["WaitIntervalInSeconds"] = args.wait_interval
+    return {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": routing,
+            # The alarms can still roll back while the old fleet is kept after the last shift.
+            "TerminationWaitInSeconds": args.wait_interval,
+            "MaximumExecutionTimeoutInSeconds": max(600, execution_timeout(args)),
+        },
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": name} for name in alarms]},
+    }
+
+
+def describe_deployment(config: dict[str, Any]) -> str:
+    policy = config["BlueGreenUpdatePolicy"]
+    routing = policy["TrafficRoutingConfiguration"]
+    wait = routing["WaitIntervalInSeconds"]
+    if routing["Type"] == "CANARY":
+        shifts = f"canary {routing['CanarySize']['Value']} % of capacity, the rest {wait} s later"
+    else:
+        shifts = f"linear, {routing['LinearStepSize']['Value']} % of capacity more every {wait} s"
+    alarms = ", ".join(alarm["AlarmName"] for alarm in config["AutoRollbackConfiguration"]["Alarms"])
+    return (
+        f"blue/green, {shifts}; the old fleet kept {policy['TerminationWaitInSeconds']} s after; rolls back on {alarms}"
+    )
 
 
 def label_value(label: Any) -> int:
@@ -755,8 +930,8 @@ def put_target_tracking_policy(aws: Aws, state: State, resource: str, name: str,
 
 
 def teardown(aws: Aws, state: State) -> None:
-    """Delete the recorded scaling policies and targets, endpoints, then their configs, then the models;
-    ones already gone are skipped."""
+    """Delete the recorded scaling policies and targets, alarms, endpoints, then their configs, then the
+    models; ones already gone are skipped."""
     if not state.path.exists():
         print(f"teardown: no state file at {state.path}: nothing recorded, nothing deleted")
         return
@@ -764,6 +939,7 @@ def teardown(aws: Aws, state: State) -> None:
         # Autoscaling first: a variant must leave Application Auto Scaling before its endpoint goes.
         ("scaling_policies", "policy", lambda p: delete_scaling_policy(aws, p)),
         ("scalable_targets", "target", lambda r: deregister_scalable_target(aws, r)),
+        ("alarms", "alarm", lambda n: delete_alarm(aws, n)),
         ("endpoints", "endpoint", lambda n: aws.sagemaker.delete_endpoint(EndpointName=n)),
         ("endpoint_configs", "config", lambda n: aws.sagemaker.delete_endpoint_config(EndpointConfigName=n)),
         ("models", "model", lambda n: aws.sagemaker.delete_model(ModelName=n)),
@@ -773,13 +949,16 @@ def teardown(aws: Aws, state: State) -> None:
         for name in state.names(kind):
             shown = name["PolicyName"] if isinstance(name, dict) else name
             try:
-                delete(name)
-                print(f"teardown: deleted {label} {shown}")
-                deleted += 1
+                gone = delete(name) is False  # CloudWatch's answer for a missing alarm; the others raise
             except botocore.exceptions.ClientError as error:
                 if not is_missing(error):
                     raise
+                gone = True
+            if gone:
                 print(f"teardown: {label} {shown} already gone")
+            else:
+                print(f"teardown: deleted {label} {shown}")
+                deleted += 1
             state.remove(kind, name)
     print(f"teardown: {deleted} deleted; training and transform jobs are kept (SageMaker keeps their records)")
 
@@ -791,6 +970,14 @@ def delete_scaling_policy(aws: Aws, policy: dict[str, str]) -> None:
         ResourceId=policy["ResourceId"],
         ScalableDimension=SCALABLE_DIMENSION,
     )
+
+
+def delete_alarm(aws: Aws, name: str) -> bool:
+    """False when no such alarm exists (DeleteAlarms does not say)."""
+    if not aws.cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]:
+        return False
+    aws.cloudwatch.delete_alarms(AlarmNames=[name])
+    return True
 
 
 def deregister_scalable_target(aws: Aws, resource: str) -> None:

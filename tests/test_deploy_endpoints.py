@@ -21,8 +21,22 @@ import boto3
 import pytest
 
 from deploy.sagemaker import main
+from sentiment.hyperparameters import parse_hyperparameters
+from sentiment.predictor import Predictor
+from sentiment.training import fit
 from tests.conftest import REPOSITORY
-from tests.test_deploy_sagemaker import REGION, Cloud, deploy_args, relay_update_endpoint
+from tests.test_deploy_sagemaker import (
+    NEW_IMAGE,
+    REGION,
+    Cloud,
+    deploy_args,
+    flipped,
+    model_tarball,
+    relay_update_endpoint,
+    serving,
+    write_labeled,
+)
+from tests.test_training import SMALL, made_up
 
 SERVE_RESULTS = REPOSITORY / "benchmarks" / "results" / "serve.json"
 CHANGES = ("Create", "Update", "Delete", "Put", "Register", "Deregister")
@@ -209,7 +223,165 @@ def test_teardown_skips_a_policy_and_target_already_gone(cloud: Endpoints) -> No
     assert "teardown: 3 deleted" in result.out  # the endpoint, its config and its model
 
 
+# ---------------------------------------------------------------------------------------------- guarded update
+
+
+def rollback_alarms(cloud: Endpoints) -> dict[str, dict[str, Any]]:
+    names = [f"{cloud.name}-AllTraffic-5xx-errors", f"{cloud.name}-AllTraffic-model-latency"]
+    return {alarm["AlarmName"]: alarm for alarm in cloud.cloudwatch.describe_alarms(AlarmNames=names)["MetricAlarms"]}
+
+
+def test_a_canary_update_makes_its_alarms_and_sends_a_blue_green_deployment(relayed: Endpoints) -> None:
+    cloud = relayed
+    old_config = cloud.deployed()
+    extra = f"{cloud.name}-page-errors"  # the operator's own alarm, rolled back on too, never deleted by teardown
+    cloud.cloudwatch.put_metric_alarm(
+        AlarmName=extra, MetricName="5XXError", Namespace="AWS/ApiGateway", Statistic="Sum", Period=60,
+        EvaluationPeriods=1, Threshold=5, ComparisonOperator="GreaterThanThreshold",
+    )  # fmt: skip
+    second = cloud.put("v2/model.tar.gz", b"v2")
+    update = ["update", *deploy_args(second, NEW_IMAGE), "--endpoint", cloud.name, "--canary", "10"]
+    result = cloud.run(*update, "--wait-interval", "300", "--rollback-alarm", extra, endpoint_url=False)
+    assert result.code == 0, result.err
+
+    alarms = rollback_alarms(cloud)
+    dimensions = [{"Name": "EndpointName", "Value": cloud.name}, {"Name": "VariantName", "Value": "AllTraffic"}]
+    errors, latency = alarms[f"{cloud.name}-AllTraffic-5xx-errors"], alarms[f"{cloud.name}-AllTraffic-model-latency"]
+    for alarm in (errors, latency):
+        assert alarm["Namespace"] == "AWS/SageMaker" and alarm["Dimensions"] == dimensions
+        assert (alarm["Period"], alarm["ComparisonOperator"]) == (60, "GreaterThanThreshold")
+        assert alarm["TreatMissingData"] == "notBreaching"
+    assert (errors["MetricName"], errors["Statistic"], errors["Threshold"]) == ("Invocation5XXErrors", "Sum", 0.0)
+    assert (errors["EvaluationPeriods"], errors["DatapointsToAlarm"]) == (1, 1)
+    assert (latency["MetricName"], latency["ExtendedStatistic"]) == ("ModelLatency", "p99")
+    assert latency["Threshold"] == 250_000.0  # microseconds: 250 ms
+    assert (latency["EvaluationPeriods"], latency["DatapointsToAlarm"]) == (2, 2)
+    assert f"alarm:    created {cloud.name}-AllTraffic-5xx-errors" in result.out
+
+    # moto has no UpdateEndpoint and the relay drops DeploymentConfig: check it as sent.
+    [sent] = cloud.sent("UpdateEndpoint")
+    assert sent["DeploymentConfig"] == {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": {
+                "Type": "CANARY",
+                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
+                "WaitIntervalInSeconds": 300,
+            },
+            "TerminationWaitInSeconds": 300,
+            "MaximumExecutionTimeoutInSeconds": 2 * 300 + 1800,
+        },
+        "AutoRollbackConfiguration": {
+            "Alarms": [
+                {"AlarmName": f"{cloud.name}-AllTraffic-5xx-errors"},
+                {"AlarmName": f"{cloud.name}-AllTraffic-model-latency"},
+                {"AlarmName": extra},
+            ]
+        },
+    }
+    new_config, container = serving(cloud)
+    assert new_config != old_config and container["ModelDataUrl"] == second
+    assert "update:   blue/green, canary 10 % of capacity, the rest 300 s later" in result.out
+    assert cloud.recorded()["alarms"] == list(alarms)
+
+    cloud.calls.clear()
+    again = cloud.run(*update, endpoint_url=False)
+    assert again.code == 0 and "it already serves this image and model: nothing to do" in again.out
+    assert cloud.changes() == []
+
+    # The next guarded update finds its alarms as asked and makes only the model, config and update.
+    third = cloud.put("v3/model.tar.gz", b"v3")
+    update = ["update", *deploy_args(third, NEW_IMAGE), "--endpoint", cloud.name, "--canary", "10"]
+    later = cloud.run(*update, endpoint_url=False)
+    assert later.code == 0, later.err
+    assert f"alarm:    {cloud.name}-AllTraffic-5xx-errors exists as asked: nothing to do" in later.out
+    assert cloud.changes() == ["CreateModel", "CreateEndpointConfig", "UpdateEndpoint"]
+
+    # A threshold changed is corrected in place.
+    stricter = cloud.put("v4/model.tar.gz", b"v4")
+    update = ["update", *deploy_args(stricter, NEW_IMAGE), "--endpoint", cloud.name, "--canary", "10"]
+    cloud.calls.clear()
+    assert cloud.run(*update, "--max-latency-ms", "100", endpoint_url=False).code == 0
+    assert [params["AlarmName"] for params in cloud.sent("PutMetricAlarm")] == [
+        f"{cloud.name}-AllTraffic-model-latency"
+    ]
+    assert rollback_alarms(cloud)[f"{cloud.name}-AllTraffic-model-latency"]["Threshold"] == 100_000.0
+
+    cloud.calls.clear()
+    teardown = cloud.run("teardown", endpoint_url=False)
+    assert teardown.code == 0, teardown.err
+    assert cloud.sent("DeleteAlarms") == [
+        {"AlarmNames": [f"{cloud.name}-AllTraffic-5xx-errors"]},
+        {"AlarmNames": [f"{cloud.name}-AllTraffic-model-latency"]},
+    ]
+    assert rollback_alarms(cloud) == {}
+    assert [alarm["AlarmName"] for alarm in cloud.cloudwatch.describe_alarms(AlarmNames=[extra])["MetricAlarms"]] == [
+        extra
+    ]
+    cloud.cloudwatch.delete_alarms(AlarmNames=[extra])
+
+
+def test_a_linear_update_shifts_in_steps_and_allows_for_every_wait(relayed: Endpoints) -> None:
+    cloud = relayed
+    cloud.deployed()
+    second = cloud.put("v2/model.tar.gz", b"v2")
+    update = ["update", *deploy_args(second), "--endpoint", cloud.name, "--linear", "25", "--wait-interval", "120"]
+    result = cloud.run(*update, "--max-5xx", "3", endpoint_url=False)
+    assert result.code == 0, result.err
+    [sent] = cloud.sent("UpdateEndpoint")
+    assert sent["DeploymentConfig"]["BlueGreenUpdatePolicy"] == {
+        "TrafficRoutingConfiguration": {
+            "Type": "LINEAR",
+            "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 25},
+            "WaitIntervalInSeconds": 120,
+        },
+        "TerminationWaitInSeconds": 120,
+        "MaximumExecutionTimeoutInSeconds": 4 * 120 + 1800,  # four shifts of 25 %, each waited on
+    }
+    assert rollback_alarms(cloud)[f"{cloud.name}-AllTraffic-5xx-errors"]["Threshold"] == 3.0
+    assert "linear, 25 % of capacity more every 120 s" in result.out
+
+
+def test_an_update_without_canary_or_linear_sends_no_deployment_config(relayed: Endpoints) -> None:
+    cloud = relayed
+    cloud.deployed()
+    second = cloud.put("v2/model.tar.gz", b"v2")
+    assert cloud.run("update", *deploy_args(second), "--endpoint", cloud.name, endpoint_url=False).code == 0
+    [sent] = cloud.sent("UpdateEndpoint")
+    assert "DeploymentConfig" not in sent
+    assert cloud.sent("PutMetricAlarm") == [] and cloud.recorded()["alarms"] == []
+
+
+@pytest.fixture(scope="module")
+def tarballs(tmp_path_factory: pytest.TempPathFactory, small_ensemble: Predictor) -> dict[str, Path]:
+    """A good model and a bad one (a linear model taught the opposite labels), as model.tar.gz."""
+    hp = parse_hyperparameters([*SMALL, "--model", "linear"])
+    bad = fit(hp, flipped(made_up(200, 1)), flipped(made_up(60, 2)), report=lambda line: None).predictor
+    folder = tmp_path_factory.mktemp("tarballs")
+    return {"good": model_tarball(small_ensemble, folder / "good"), "bad": model_tarball(bad, folder / "bad")}
+
+
+def test_the_labeled_check_comes_before_any_alarm(
+    relayed: Endpoints, tarballs: dict[str, Path], tmp_path: Path
+) -> None:
+    cloud = relayed
+    good = cloud.put("good/model.tar.gz", tarballs["good"].read_bytes())
+    bad = cloud.put("bad/model.tar.gz", tarballs["bad"].read_bytes())
+    assert cloud.run("deploy", *deploy_args(good), endpoint_url=False).code == 0
+    recorded = cloud.recorded()
+    labeled = write_labeled(tmp_path / "labeled.jsonl", made_up(40, 7))
+    cloud.calls.clear()
+    update = ["update", *deploy_args(bad), "--endpoint", cloud.name, "--canary", "20", "--labeled", str(labeled)]
+    refused = cloud.run(*update, endpoint_url=False)
+    assert refused.code == 1
+    assert "below the current 100.00%: not updating" in refused.err
+    assert cloud.changes() == [] and rollback_alarms(cloud) == {}
+    assert cloud.recorded() == recorded
+
+
 # ---------------------------------------------------------------------------------------------- bad input
+
+
+UPDATE = ["update", *deploy_args("s3://b/model.tar.gz"), "--endpoint", "e"]
 
 
 @pytest.mark.parametrize(
@@ -221,6 +393,15 @@ def test_teardown_skips_a_policy_and_target_already_gone(cloud: Endpoints) -> No
         (["autoscale", "--max", "2", "--target", "0"], "--target must be a positive number"),
         (["autoscale", "--max", "2", "--safety-factor", "1.5"], "--safety-factor must be in (0, 1]"),
         (["autoscale", "--max", "2", "--scale-in-cooldown", "-1"], "--scale-in-cooldown must be 0 or more"),
+        ([*UPDATE, "--canary", "0"], "--canary must be 1-50"),
+        ([*UPDATE, "--canary", "60"], "--canary must be 1-50"),
+        ([*UPDATE, "--linear", "5"], "--linear must be 10-50"),
+        ([*UPDATE, "--canary", "10", "--linear", "20"], "not allowed with argument"),
+        ([*UPDATE, "--canary", "10", "--wait-interval", "60"], "--wait-interval must be 120-3600 seconds"),
+        ([*UPDATE, "--wait-interval", "300"], "--wait-interval applies only with --canary PERCENT or --linear"),
+        ([*UPDATE, "--rollback-alarm", "a"], "--rollback-alarm applies only with --canary PERCENT or --linear"),
+        ([*UPDATE, "--canary", "10", "--max-latency-ms", "0"], "--max-latency-ms more than 0"),
+        ([*UPDATE, "--linear", "10", "--wait-interval", "3600"], "over SageMaker's 28,800"),
     ],
 )
 def test_bad_options_are_usage_errors(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -246,3 +427,16 @@ def test_autoscale_needs_an_endpoint_and_a_benchmark_and_creates_nothing(cloud: 
     assert no_row.code == 1
     assert f"error: --benchmark {other}: no 'batching on' row" in no_row.err
     assert cloud.calls == [] and cloud.recorded() == recorded
+
+
+def test_a_missing_rollback_alarm_fails_before_anything_is_made(relayed: Endpoints) -> None:
+    cloud = relayed
+    cloud.deployed()
+    recorded = cloud.recorded()
+    second = cloud.put("v2/model.tar.gz", b"v2")
+    cloud.calls.clear()
+    update = ["update", *deploy_args(second), "--endpoint", cloud.name, "--canary", "10"]
+    outcome = cloud.run(*update, "--rollback-alarm", f"{cloud.name}-nope", endpoint_url=False)
+    assert outcome.code == 1
+    assert outcome.err == f"error: --rollback-alarm {cloud.name}-nope: no such CloudWatch alarm in this region\n"
+    assert cloud.changes() == [] and cloud.recorded() == recorded
