@@ -3,8 +3,10 @@
 
     python deploy/sagemaker.py train    --image URI --role ARN --data s3://bucket/imdb-sentiment/data --wait
     python deploy/sagemaker.py deploy   --image URI --role ARN --model-data s3://.../model.tar.gz --wait
+                                        [--serverless --memory-mb 2048 --max-concurrency 5]
+                                        [--capture 10 --capture-s3 s3://bucket/capture/]
     python deploy/sagemaker.py update   --image URI --role ARN --model-data s3://.../model.tar.gz \\
-                                        --endpoint imdb-sentiment --labeled reviews.jsonl
+                                        --endpoint imdb-sentiment --labeled reviews.jsonl [--canary 10]
     python deploy/sagemaker.py batch    --model NAME --input s3://.../test/ --output s3://.../scores/ --wait
     python deploy/sagemaker.py autoscale --min 1 --max 4 [--target INVOCATIONS] [--explain]
     python deploy/sagemaker.py teardown
@@ -21,6 +23,10 @@ model.tar.gz (downloaded) and refuses a model that scores lower, unless `--force
 `sentiment-evaluate`'s, run as its own process: this virtualenv's command (`--score-with local`, the
 default) or the image being deployed (`--score-with image`: `docker run IMAGE sentiment-evaluate`), so
 this script needs boto3 only and never loads torch.
+`deploy --serverless` checks memory, concurrency, the image's size and the payload limit against
+SageMaker's serverless limits before any request; `deploy --capture` captures requests and answers to S3.
+`update --canary/--linear` is a blue/green deployment rolled back by alarms the script makes; an update
+keeps the endpoint's serverless config and data capture.
 `autoscale` registers the endpoint's variant with Application Auto Scaling and tracks a target of
 invocations per instance per minute, by default derived from the serving benchmark's measured
 throughput (benchmarks/results/serve.json) times a safety factor; `--explain` prints the derivation.
@@ -32,6 +38,7 @@ import argparse
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -83,6 +90,20 @@ PROVISIONING_ALLOWANCE = 1800  # seconds for the new fleet to come up, beyond th
 MAX_EXECUTION_TIMEOUT = 28800  # SageMaker's ceiling on a blue/green deployment
 MAX_LATENCY_MS = 250.0  # p99 ModelLatency: ~2x the p99 under 64 clients on 2 cores (131 ms, serve.json)
 
+# Variants: on instances (deploy's default), or serverless within SageMaker's limits.
+INSTANCE_TYPE = "ml.m5.large"
+SERVERLESS_MEMORY_MB = range(1024, 6144 + 1, 1024)
+SERVERLESS_MAX_CONCURRENCY = range(1, 200 + 1)
+SERVERLESS_IMAGE_BYTES = 10 * 1024**3  # "10 GB"
+SERVERLESS_PAYLOAD_MB = 4  # a serverless endpoint refuses larger bodies, below the container's own MAX_PAYLOAD_MB
+PAYLOAD_VARIABLE = "SAGEMAKER_MAX_PAYLOAD_IN_MB"  # the container's limit (sentiment.contract)
+ECR_IMAGE = re.compile(
+    r"^(?P<registry>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
+    r"(?P<repository>[^:@]+)(?::(?P<tag>[^@]+))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$"
+)
+# Data capture: what the container reads and answers as JSON is captured as text, the rest base64-encoded.
+CAPTURE_JSON_TYPES = ["application/json", JSONLINES]
+
 
 class DeployError(SentimentError):
     """A SageMaker step that cannot be taken: bad input, a missing resource, or AWS refusing."""
@@ -95,7 +116,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--region", help="AWS region (default: the AWS environment's)")
-    common.add_argument("--endpoint-url", help="SageMaker and S3 endpoint, e.g. moto's server (default: AWS's)")
+    common.add_argument("--endpoint-url", help="every AWS service's endpoint, e.g. moto's server (default: AWS's)")
     common.add_argument("--name", default="imdb-sentiment", help="prefix of every name (default: %(default)s)")
     common.add_argument("--state", type=Path, default=DEFAULT_STATE, help="state file (default: %(default)s)")
     common.add_argument(
@@ -122,6 +143,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_image_and_role(deploy)
     add_model_data_and_variant(deploy)
     deploy.add_argument("--endpoint", help="endpoint name (default: --name)")
+    deploy.add_argument("--serverless", action="store_true", help="a serverless variant instead of instances")
+    deploy.add_argument("--memory-mb", type=int, help="--serverless: memory, 1024-6144 in steps of 1024")
+    deploy.add_argument("--max-concurrency", type=int, help="--serverless: invocations at once, 1-200")
+    deploy.add_argument(
+        "--capture", type=int, metavar="PERCENT", help="data capture of PERCENT (1-100) of requests, in and out"
+    )
+    deploy.add_argument("--capture-s3", metavar="URI", help="s3:// prefix the captured JSON Lines files go to")
     deploy.add_argument("--wait", action="store_true", help="wait until the endpoint is InService")
 
     update = commands.add_parser("update", parents=[common], help="switch an endpoint to a new model")
@@ -213,6 +241,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                 split_s3(getattr(args, option), parser, option)
     if args.command in ("deploy", "update"):
         split_s3(args.model_data, parser, "model_data")
+    if args.command == "deploy":
+        check_variant_options(args, parser)
     if args.command == "batch":
         for option in ("input", "output"):
             split_s3(getattr(args, option), parser, option)
@@ -223,6 +253,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.command == "update":
         check_guard_options(args, parser)
     return args
+
+
+def check_variant_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """deploy's serverless and capture options against SageMaker's limits, before any request."""
+    if args.serverless:
+        if args.instance_type is not None or args.instance_count is not None:
+            parser.error("--serverless replaces --instance-type and --instance-count: give one or the other")
+        if args.memory_mb is None or args.max_concurrency is None:
+            parser.error("--serverless needs --memory-mb M (1024-6144, steps of 1024) and --max-concurrency C (1-200)")
+        if args.memory_mb not in SERVERLESS_MEMORY_MB or args.memory_mb % 1024:
+            parser.error(f"--memory-mb must be one of 1024, 2048, ... 6144 (serverless sizes), not {args.memory_mb}")
+        if args.max_concurrency not in SERVERLESS_MAX_CONCURRENCY:
+            parser.error(f"--max-concurrency must be 1-200 (serverless), not {args.max_concurrency}")
+        if args.capture is not None:
+            parser.error("--capture: serverless endpoints do not support data capture; deploy on instances for it")
+    elif args.memory_mb is not None or args.max_concurrency is not None:
+        parser.error("--memory-mb and --max-concurrency apply only with --serverless")
+    if (args.capture is None) != (args.capture_s3 is None):
+        parser.error("--capture PERCENT and --capture-s3 s3://bucket/prefix go together")
+    if args.capture is not None:
+        if not 1 <= args.capture <= 100:
+            parser.error(f"--capture must be 1-100 (percent of requests captured), not {args.capture}")
+        split_s3(args.capture_s3, parser, "capture_s3")
 
 
 def check_guard_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -278,8 +331,9 @@ def add_image_and_role(parser: argparse.ArgumentParser) -> None:
 
 def add_model_data_and_variant(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-data", required=True, help="s3://.../model.tar.gz")
-    parser.add_argument("--instance-type", default="ml.m5.large", help="(default: %(default)s)")
-    parser.add_argument("--instance-count", type=int, default=1, help="(default: %(default)s)")
+    # No argparse defaults: --serverless must see whether they were given.
+    parser.add_argument("--instance-type", help=f"(default: {INSTANCE_TYPE})")
+    parser.add_argument("--instance-count", type=int, help="(default: 1)")
 
 
 def split_s3(uri: str, parser: argparse.ArgumentParser | None = None, option: str = "") -> tuple[str, str]:
@@ -363,6 +417,10 @@ class Aws:
     @property
     def cloudwatch(self) -> Client:
         return self.client("cloudwatch")
+
+    def ecr(self, region: str) -> Client:
+        """ECR of the region an image URI names, which may not be the endpoint's."""
+        return self.session.client("ecr", region_name=region, endpoint_url=self.endpoint_url)
 
 
 class State:
@@ -549,32 +607,112 @@ def training_request(args: argparse.Namespace, name: str, data: str, bucket: str
 # ---------------------------------------------------------------------------------------------- deploy, update
 
 
-def create_model_and_config(args: argparse.Namespace, aws: Aws, state: State) -> str:
-    """A new model and an endpoint config with one variant serving it; returns the config's name."""
+def create_model_and_config(
+    args: argparse.Namespace, aws: Aws, state: State, shape: dict[str, Any], capture: dict[str, Any] | None
+) -> str:
+    """A new model and an endpoint config with one variant of `shape` serving it (instances or
+    ServerlessConfig), capturing data when `capture` says so; returns the config's name."""
+    container = {"Image": args.image, "ModelDataUrl": args.model_data}
+    if "ServerlessConfig" in shape:
+        # The container's own limit, lowered to the endpoint's: a larger body gets the container's 413.
+        container["Environment"] = {PAYLOAD_VARIABLE: str(min(MAX_PAYLOAD_MB, SERVERLESS_PAYLOAD_MB))}
     model = unique_name(args.name)
-    aws.sagemaker.create_model(
-        ModelName=model,
-        PrimaryContainer={"Image": args.image, "ModelDataUrl": args.model_data},
-        ExecutionRoleArn=args.role,
-    )
+    aws.sagemaker.create_model(ModelName=model, PrimaryContainer=container, ExecutionRoleArn=args.role)
     state.add("models", model)
     print(f"model:    created {model} ({args.model_data})")
     config = unique_name(f"{args.name}-config")
-    aws.sagemaker.create_endpoint_config(
-        EndpointConfigName=config,
-        ProductionVariants=[
-            {
-                "VariantName": "AllTraffic",
-                "ModelName": model,
-                "InitialInstanceCount": args.instance_count,
-                "InstanceType": args.instance_type,
-                "InitialVariantWeight": 1.0,
-            }
-        ],
-    )
+    request: dict[str, Any] = {
+        "EndpointConfigName": config,
+        "ProductionVariants": [{"VariantName": VARIANT, "ModelName": model, "InitialVariantWeight": 1.0, **shape}],
+    }
+    if capture is not None:
+        request["DataCaptureConfig"] = capture
+    aws.sagemaker.create_endpoint_config(**request)
     state.add("endpoint_configs", config)
-    print(f"config:   created {config} ({args.instance_count} x {args.instance_type})")
+    print(f"config:   created {config} ({describe_shape(shape)})")
+    if capture is not None:
+        print(f"capture:  {capture['InitialSamplingPercentage']} % of requests, input and output, to "
+              f"{capture['DestinationS3Uri']}")  # fmt: skip
     return config
+
+
+def describe_shape(shape: dict[str, Any]) -> str:
+    if "ServerlessConfig" in shape:
+        serverless = shape["ServerlessConfig"]
+        return f"serverless, {serverless['MemorySizeInMB']} MB, at most {serverless['MaxConcurrency']} at once"
+    return f"{shape['InitialInstanceCount']} x {shape['InstanceType']}"
+
+
+def instance_shape(args: argparse.Namespace) -> dict[str, Any]:
+    return {"InstanceType": args.instance_type or INSTANCE_TYPE, "InitialInstanceCount": args.instance_count or 1}
+
+
+def requested_shape(args: argparse.Namespace) -> dict[str, Any]:
+    """deploy's variant: ServerlessConfig with --serverless, else instances."""
+    if args.serverless:
+        return {"ServerlessConfig": {"MemorySizeInMB": args.memory_mb, "MaxConcurrency": args.max_concurrency}}
+    return instance_shape(args)
+
+
+def capture_config(percent: int, destination: str) -> dict[str, Any]:
+    """DataCaptureConfig: PERCENT of requests, what came in and what went out, JSON kept as text."""
+    return {
+        "EnableCapture": True,
+        "InitialSamplingPercentage": percent,
+        "DestinationS3Uri": destination,
+        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        "CaptureContentTypeHeader": {"JsonContentTypes": list(CAPTURE_JSON_TYPES)},
+    }
+
+
+def check_serverless_image(aws: Aws, image: str) -> None:
+    """DeployError when the image is over serverless's 10 GB, or its size cannot be found."""
+    size, source = image_size(aws, image)
+    if size > SERVERLESS_IMAGE_BYTES:
+        raise DeployError(
+            f"--image {image} is {size / 1024**3:.1f} GB ({source}): serverless endpoints take images up to "
+            f"{SERVERLESS_IMAGE_BYTES / 1024**3:.0f} GB; use the CPU image, or deploy on instances"
+        )
+    print(f"image:    {size / 1024**2:,.0f} MB ({source}), within serverless's {SERVERLESS_IMAGE_BYTES // 1024**3} GB")
+    print(
+        f"payload:  serverless takes bodies up to {SERVERLESS_PAYLOAD_MB} MB; the container's limit "
+        f"({MAX_PAYLOAD_MB} MB) is set to it ({PAYLOAD_VARIABLE}={min(MAX_PAYLOAD_MB, SERVERLESS_PAYLOAD_MB)})"
+    )
+
+
+def image_size(aws: Aws, image: str) -> tuple[int, str]:
+    """(bytes, where the figure comes from): the local docker image when there is one (unpacked size),
+    else ECR's DescribeImages (imageSizeInBytes, the compressed layers)."""
+    local = local_image_size(image)
+    if local is not None:
+        return local, "the local docker image"
+    found = ECR_IMAGE.match(image)
+    if found is None:
+        raise DeployError(f"--image {image}: not a local docker image nor an ECR URI, so its size is unknown")
+    image_id = {"imageDigest": found["digest"]} if found["digest"] else {"imageTag": found["tag"] or "latest"}
+    try:
+        answer = aws.ecr(found["region"]).describe_images(
+            registryId=found["registry"], repositoryName=found["repository"], imageIds=[image_id]
+        )
+    except botocore.exceptions.ClientError as error:
+        code = error.response.get("Error", {}).get("Code")
+        if code in ("RepositoryNotFoundException", "ImageNotFoundException"):
+            raise DeployError(
+                f"--image {image}: ECR has no such image ({code}); push it with build_and_push.sh"
+            ) from None
+        raise
+    return int(answer["imageDetails"][0]["imageSizeInBytes"]), "ECR's imageSizeInBytes"
+
+
+def local_image_size(image: str) -> int | None:
+    """The unpacked size docker reports for a local image; None without docker or without the image."""
+    try:
+        result = subprocess.run(
+            ["docker", "image", "inspect", "--format", "{{.Size}}", image], capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return int(result.stdout.strip()) if result.returncode == 0 and result.stdout.strip().isdigit() else None
 
 
 def deploy(args: argparse.Namespace, aws: Aws, state: State) -> None:
@@ -587,7 +725,13 @@ def deploy(args: argparse.Namespace, aws: Aws, state: State) -> None:
         )
         return
     check_object(aws, args.model_data, "model-data")
-    config = create_model_and_config(args, aws, state)
+    capture = None
+    if args.capture is not None:
+        check_bucket(aws, args.capture_s3, "capture-s3")
+        capture = capture_config(args.capture, args.capture_s3)
+    if args.serverless:
+        check_serverless_image(aws, args.image)
+    config = create_model_and_config(args, aws, state, requested_shape(args), capture)
     aws.sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=config)
     state.add("endpoints", endpoint)
     print(f"endpoint: creating {endpoint} with {config}")
@@ -611,6 +755,28 @@ def serving_model(aws: Aws, endpoint: dict[str, Any]) -> dict[str, Any]:
     return aws.sagemaker.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
 
 
+def kept_shape_and_capture(
+    args: argparse.Namespace, aws: Aws, endpoint: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The new config's variant and capture: a serverless endpoint stays serverless, and data capture
+    goes on as configured, so an update changes the model and nothing else it was not asked to."""
+    current = aws.sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    variant = current["ProductionVariants"][0]
+    capture = current.get("DataCaptureConfig") or None
+    if capture is not None:
+        print(f"capture:  kept from {current['EndpointConfigName']}")
+    if "ServerlessConfig" not in variant:
+        return instance_shape(args), capture
+    if args.instance_type is not None or args.instance_count is not None:
+        raise DeployError(
+            f"endpoint {args.endpoint} is serverless: update keeps its ServerlessConfig and takes no "
+            "--instance-type or --instance-count (deploy a new endpoint on instances instead)"
+        )
+    serverless = variant["ServerlessConfig"]
+    shape = {"ServerlessConfig": {key: serverless[key] for key in ("MemorySizeInMB", "MaxConcurrency")}}
+    return shape, capture
+
+
 def update(args: argparse.Namespace, aws: Aws, state: State) -> None:
     endpoint = describe(aws.sagemaker.describe_endpoint, EndpointName=args.endpoint)
     if endpoint is None:
@@ -622,6 +788,9 @@ def update(args: argparse.Namespace, aws: Aws, state: State) -> None:
         return
     # Before any download or scoring: a wrong URI should fail in a second, not after the comparison.
     check_object(aws, args.model_data, "model-data")
+    shape, capture = kept_shape_and_capture(args, aws, endpoint)
+    if "ServerlessConfig" in shape:
+        check_serverless_image(aws, args.image)
     guarded = args.canary is not None or args.linear is not None
     if guarded:
         check_alarms_exist(aws, args.rollback_alarm)
@@ -633,7 +802,7 @@ def update(args: argparse.Namespace, aws: Aws, state: State) -> None:
     if guarded:
         alarms = [put_alarm(aws, state, alarm) for alarm in rollback_alarms(args.endpoint, args)]
         request["DeploymentConfig"] = deployment_config(args, alarms + args.rollback_alarm)
-    request["EndpointConfigName"] = config = create_model_and_config(args, aws, state)
+    request["EndpointConfigName"] = config = create_model_and_config(args, aws, state, shape, capture)
     aws.sagemaker.update_endpoint(**request)
     if guarded:
         print(f"update:   {describe_deployment(request['DeploymentConfig'])}")

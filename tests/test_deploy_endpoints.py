@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,10 +23,11 @@ import boto3
 import pytest
 
 from deploy.sagemaker import main
+from sentiment.contract import ServingSettings
 from sentiment.hyperparameters import parse_hyperparameters
 from sentiment.predictor import Predictor
 from sentiment.training import fit
-from tests.conftest import REPOSITORY
+from tests.conftest import REPOSITORY, engine_problem
 from tests.test_deploy_sagemaker import (
     NEW_IMAGE,
     REGION,
@@ -378,10 +381,148 @@ def test_the_labeled_check_comes_before_any_alarm(
     assert cloud.recorded() == recorded
 
 
+# ---------------------------------------------------------------------------------------------- serverless
+
+
+def ecr_image(cloud: Endpoints, size: int) -> str:
+    """An image pushed to moto's ECR; moto reports a manifest's config size as its imageSizeInBytes
+    (AWS sums the compressed layers), so `size` is put there."""
+    repository = f"{cloud.name}-repo"
+    cloud.ecr.create_repository(repositoryName=repository)
+    digest = "sha256:" + "0" * 64
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": size, "digest": digest},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": size, "digest": digest}],
+    }
+    cloud.ecr.put_image(repositoryName=repository, imageManifest=json.dumps(manifest), imageTag="v1")
+    return f"123456789012.dkr.ecr.{REGION}.amazonaws.com/{repository}:v1"
+
+
+SERVERLESS = ["--serverless", "--memory-mb", "2048", "--max-concurrency", "5"]
+
+
+def test_a_serverless_deploy_is_checked_and_configured_and_updates_keep_it(relayed: Endpoints) -> None:
+    cloud = relayed
+    image = ecr_image(cloud, 1300 * 1024**2)
+    model_data = cloud.put("v1/model.tar.gz", b"v1")
+    result = cloud.run("deploy", *deploy_args(model_data, image), *SERVERLESS, endpoint_url=False)
+    assert result.code == 0, result.err
+    assert "image:    1,300 MB (ECR's imageSizeInBytes), within serverless's 10 GB" in result.out
+    assert "payload:  serverless takes bodies up to 4 MB; the container's limit (6 MB) is set to it" in result.out
+    [model], [config] = cloud.recorded()["models"], cloud.recorded()["endpoint_configs"]
+    [variant] = cloud.sagemaker.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]
+    assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
+    assert "InstanceType" not in variant and "InitialInstanceCount" not in variant
+    container = cloud.sagemaker.describe_model(ModelName=model)["PrimaryContainer"]
+    assert container["Environment"] == {"SAGEMAKER_MAX_PAYLOAD_IN_MB": "4"}
+    # ... which the container reads as its own limit.
+    assert ServingSettings.from_environment(container["Environment"]).max_payload_bytes == 4 * 1024 * 1024
+    assert f"config:   created {config} (serverless, 2048 MB, at most 5 at once)" in result.out
+
+    cloud.calls.clear()
+    again = cloud.run("deploy", *deploy_args(model_data, image), *SERVERLESS, endpoint_url=False)
+    assert again.code == 0 and "nothing to do" in again.out and cloud.changes() == []
+
+    refused = cloud.run("autoscale", "--max", "3", endpoint_url=False)
+    assert refused.code == 1
+    assert refused.err == f"error: endpoint {cloud.name} is serverless: it scales by itself up to its max concurrency\n"
+    assert cloud.changes() == []
+
+    second = cloud.put("v2/model.tar.gz", b"v2")
+    update = ["update", *deploy_args(second, image), "--endpoint", cloud.name]
+    moved = cloud.run(*update, "--instance-type", "ml.c5.large", endpoint_url=False)
+    assert moved.code == 1 and "is serverless: update keeps its ServerlessConfig" in moved.err
+    assert cloud.changes() == []
+    updated = cloud.run(*update, "--canary", "50", endpoint_url=False)
+    assert updated.code == 0, updated.err
+    new_config, container = serving(cloud)
+    [variant] = cloud.sagemaker.describe_endpoint_config(EndpointConfigName=new_config)["ProductionVariants"]
+    assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
+    assert container["ModelDataUrl"] == second and container["Environment"] == {"SAGEMAKER_MAX_PAYLOAD_IN_MB": "4"}
+
+
+@pytest.mark.parametrize(
+    ("size", "message"),
+    [
+        (11 * 1024**3, "is 11.0 GB (ECR's imageSizeInBytes): serverless endpoints take images up to 10 GB"),
+        (None, "ECR has no such image (RepositoryNotFoundException); push it with build_and_push.sh"),
+    ],
+)
+def test_a_serverless_deploy_refuses_an_image_too_large_or_missing(
+    cloud: Endpoints, size: int | None, message: str
+) -> None:
+    image = ecr_image(cloud, size) if size is not None else f"123456789012.dkr.ecr.{REGION}.amazonaws.com/none:v1"
+    model_data = cloud.put("v1/model.tar.gz", b"v1")
+    result = cloud.run("deploy", *deploy_args(model_data, image), *SERVERLESS)
+    assert result.code == 1
+    assert result.err.startswith(f"error: --image {image}") and message in result.err
+    assert result.err.count("\n") == 1
+    assert cloud.changes() == [] and not cloud.state.exists()
+
+
+def test_a_serverless_deploy_reads_a_local_images_size_from_docker(cloud: Endpoints) -> None:
+    problem = engine_problem()
+    if problem is not None:
+        pytest.skip(problem)
+    image = os.environ.get("SENTIMENT_TEST_IMAGE") or "sentiment:cpu"  # CI builds it (tests/test_docker.py)
+    inspected = subprocess.run(["docker", "image", "inspect", "--format", "{{.Size}}", image], capture_output=True)
+    if inspected.returncode != 0:
+        pytest.skip(f"no local image {image}")
+    model_data = cloud.put("v1/model.tar.gz", b"v1")
+    result = cloud.run("deploy", *deploy_args(model_data, image), *SERVERLESS)
+    assert result.code == 0, result.err
+    megabytes = int(inspected.stdout.decode().strip()) / 1024**2
+    assert f"image:    {megabytes:,.0f} MB (the local docker image), within serverless's 10 GB" in result.out
+
+
+# ---------------------------------------------------------------------------------------------- data capture
+
+
+def test_capture_configures_input_and_output_as_json_lines_and_updates_keep_it(relayed: Endpoints) -> None:
+    cloud = relayed
+    destination = f"s3://{cloud.bucket}/capture/"
+    config = cloud.deployed("--capture", "20", "--capture-s3", destination)
+    expected = {
+        "EnableCapture": True,
+        "InitialSamplingPercentage": 20,
+        "DestinationS3Uri": destination,
+        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json", "application/jsonlines"]},
+    }
+    assert cloud.sagemaker.describe_endpoint_config(EndpointConfigName=config)["DataCaptureConfig"] == expected
+    [variant] = cloud.sagemaker.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]
+    assert (variant["InstanceType"], variant["InitialInstanceCount"]) == ("ml.m5.large", 1)
+
+    cloud.calls.clear()
+    model_data = f"s3://{cloud.bucket}/{cloud.name}/model.tar.gz"
+    again = cloud.run("deploy", *deploy_args(model_data), "--capture", "20", "--capture-s3", destination)
+    assert again.code == 0 and cloud.changes() == []
+
+    second = cloud.put("v2/model.tar.gz", b"v2")
+    updated = cloud.run("update", *deploy_args(second), "--endpoint", cloud.name, endpoint_url=False)
+    assert updated.code == 0, updated.err
+    assert f"capture:  kept from {config}" in updated.out
+    new_config, _ = serving(cloud)
+    assert new_config != config
+    assert cloud.sagemaker.describe_endpoint_config(EndpointConfigName=new_config)["DataCaptureConfig"] == expected
+
+
+def test_capture_to_a_missing_bucket_fails_and_creates_nothing(cloud: Endpoints) -> None:
+    model_data = cloud.put("v1/model.tar.gz", b"v1")
+    capture = ["--capture", "5", "--capture-s3", f"s3://no-such-bucket-{cloud.name}/capture/"]
+    result = cloud.run("deploy", *deploy_args(model_data), *capture)
+    assert result.code == 1
+    assert result.err.startswith("error: --capture-s3: bucket") and result.err.count("\n") == 1
+    assert cloud.changes() == [] and not cloud.state.exists()
+
+
 # ---------------------------------------------------------------------------------------------- bad input
 
 
 UPDATE = ["update", *deploy_args("s3://b/model.tar.gz"), "--endpoint", "e"]
+DEPLOY = ["deploy", *deploy_args("s3://b/model.tar.gz")]
 
 
 @pytest.mark.parametrize(
@@ -402,6 +543,19 @@ UPDATE = ["update", *deploy_args("s3://b/model.tar.gz"), "--endpoint", "e"]
         ([*UPDATE, "--rollback-alarm", "a"], "--rollback-alarm applies only with --canary PERCENT or --linear"),
         ([*UPDATE, "--canary", "10", "--max-latency-ms", "0"], "--max-latency-ms more than 0"),
         ([*UPDATE, "--linear", "10", "--wait-interval", "3600"], "over SageMaker's 28,800"),
+        ([*DEPLOY, "--serverless"], "--serverless needs --memory-mb M"),
+        ([*DEPLOY, "--serverless", "--memory-mb", "1500", "--max-concurrency", "5"], "--memory-mb must be one of"),
+        ([*DEPLOY, "--serverless", "--memory-mb", "7168", "--max-concurrency", "5"], "--memory-mb must be one of"),
+        ([*DEPLOY, "--serverless", "--memory-mb", "2048", "--max-concurrency", "0"], "--max-concurrency must be 1-200"),
+        ([*DEPLOY, *SERVERLESS[:3], "--max-concurrency", "201"], "--max-concurrency must be 1-200"),
+        ([*DEPLOY, *SERVERLESS, "--instance-type", "ml.c5.large"], "--serverless replaces --instance-type"),
+        ([*DEPLOY, "--memory-mb", "2048"], "--memory-mb and --max-concurrency apply only with --serverless"),
+        ([*DEPLOY, *SERVERLESS, "--capture", "5", "--capture-s3", "s3://b/c/"], "do not support data capture"),
+        ([*DEPLOY, "--capture", "5"], "--capture PERCENT and --capture-s3 s3://bucket/prefix go together"),
+        ([*DEPLOY, "--capture-s3", "s3://b/c/"], "--capture PERCENT and --capture-s3 s3://bucket/prefix go together"),
+        ([*DEPLOY, "--capture", "0", "--capture-s3", "s3://b/c/"], "--capture must be 1-100"),
+        ([*DEPLOY, "--capture", "101", "--capture-s3", "s3://b/c/"], "--capture must be 1-100"),
+        ([*DEPLOY, "--capture", "5", "--capture-s3", "b/c/"], "--capture-s3 must be an s3://bucket/... URI"),
     ],
 )
 def test_bad_options_are_usage_errors(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
