@@ -154,7 +154,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     update = commands.add_parser("update", parents=[common], help="switch an endpoint to a new model")
     add_image_and_role(update)
-    add_model_data_and_variant(update)
+    add_model_data_and_variant(update, updating=True)
     update.add_argument("--endpoint", required=True, help="the endpoint to update")
     update.add_argument(
         "--labeled", type=Path, help="labeled reviews (channel file or folder): refuse a model that scores lower"
@@ -329,11 +329,12 @@ def add_image_and_role(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--role", required=True, help="SageMaker execution role ARN")
 
 
-def add_model_data_and_variant(parser: argparse.ArgumentParser) -> None:
+def add_model_data_and_variant(parser: argparse.ArgumentParser, updating: bool = False) -> None:
     parser.add_argument("--model-data", required=True, help="s3://.../model.tar.gz")
-    # No argparse defaults: --serverless must see whether they were given.
-    parser.add_argument("--instance-type", help=f"(default: {INSTANCE_TYPE})")
-    parser.add_argument("--instance-count", type=int, help="(default: 1)")
+    # No argparse defaults: --serverless and update must see whether they were given.
+    kept = "the endpoint's current"
+    parser.add_argument("--instance-type", help=f"(default: {kept if updating else INSTANCE_TYPE})")
+    parser.add_argument("--instance-count", type=int, help=f"(default: {kept if updating else 1})")
 
 
 def split_s3(uri: str, parser: argparse.ArgumentParser | None = None, option: str = "") -> tuple[str, str]:
@@ -643,15 +644,11 @@ def describe_shape(shape: dict[str, Any]) -> str:
     return f"{shape['InitialInstanceCount']} x {shape['InstanceType']}"
 
 
-def instance_shape(args: argparse.Namespace) -> dict[str, Any]:
-    return {"InstanceType": args.instance_type or INSTANCE_TYPE, "InitialInstanceCount": args.instance_count or 1}
-
-
 def requested_shape(args: argparse.Namespace) -> dict[str, Any]:
     """deploy's variant: ServerlessConfig with --serverless, else instances."""
     if args.serverless:
         return {"ServerlessConfig": {"MemorySizeInMB": args.memory_mb, "MaxConcurrency": args.max_concurrency}}
-    return instance_shape(args)
+    return {"InstanceType": args.instance_type or INSTANCE_TYPE, "InitialInstanceCount": args.instance_count or 1}
 
 
 def capture_config(percent: int, destination: str) -> dict[str, Any]:
@@ -758,23 +755,41 @@ def serving_model(aws: Aws, endpoint: dict[str, Any]) -> dict[str, Any]:
 def kept_shape_and_capture(
     args: argparse.Namespace, aws: Aws, endpoint: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The new config's variant and capture: a serverless endpoint stays serverless, and data capture
-    goes on as configured, so an update changes the model and nothing else it was not asked to."""
+    """The new config's variant and capture: what the endpoint runs now unless an option changes it (its
+    instance type and current instance count, which autoscaling may have moved; serverless stays
+    serverless; data capture goes on as configured), so an update changes the model and nothing else."""
     current = aws.sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
     variant = current["ProductionVariants"][0]
     capture = current.get("DataCaptureConfig") or None
     if capture is not None:
         print(f"capture:  kept from {current['EndpointConfigName']}")
-    if "ServerlessConfig" not in variant:
-        return instance_shape(args), capture
-    if args.instance_type is not None or args.instance_count is not None:
+    if "ServerlessConfig" in variant:
+        if args.instance_type is not None or args.instance_count is not None:
+            raise DeployError(
+                f"endpoint {args.endpoint} is serverless: update keeps its ServerlessConfig and takes no "
+                "--instance-type or --instance-count (deploy a new endpoint on instances instead)"
+            )
+        serverless = variant["ServerlessConfig"]
+        return {"ServerlessConfig": {key: serverless[key] for key in ("MemorySizeInMB", "MaxConcurrency")}}, capture
+    running = next((item for item in endpoint.get("ProductionVariants", []) if item["VariantName"] == VARIANT), {})
+    instance_type = args.instance_type or variant["InstanceType"]
+    count = args.instance_count or running.get("CurrentInstanceCount") or variant["InitialInstanceCount"]
+    if instance_type != variant["InstanceType"]:
+        check_not_autoscaled(aws, args.endpoint, variant["InstanceType"], instance_type)
+    return {"InstanceType": instance_type, "InitialInstanceCount": count}, capture
+
+
+def check_not_autoscaled(aws: Aws, endpoint: str, current: str, new: str) -> None:
+    """SageMaker refuses to change the instance type of a variant Application Auto Scaling manages."""
+    resource = f"endpoint/{endpoint}/variant/{VARIANT}"
+    targets = aws.autoscaling.describe_scalable_targets(
+        ServiceNamespace="sagemaker", ResourceIds=[resource], ScalableDimension=SCALABLE_DIMENSION
+    )["ScalableTargets"]
+    if targets:
         raise DeployError(
-            f"endpoint {args.endpoint} is serverless: update keeps its ServerlessConfig and takes no "
-            "--instance-type or --instance-count (deploy a new endpoint on instances instead)"
+            f"{resource} is autoscaled: SageMaker refuses to change its instance type ({current} -> {new}); "
+            "keep the type, or delete its scaling policy and deregister it first"
         )
-    serverless = variant["ServerlessConfig"]
-    shape = {"ServerlessConfig": {key: serverless[key] for key in ("MemorySizeInMB", "MaxConcurrency")}}
-    return shape, capture
 
 
 def update(args: argparse.Namespace, aws: Aws, state: State) -> None:

@@ -226,6 +226,35 @@ def test_teardown_skips_a_policy_and_target_already_gone(cloud: Endpoints) -> No
     assert "teardown: 3 deleted" in result.out  # the endpoint, its config and its model
 
 
+def test_an_update_keeps_the_instance_type_and_the_count_autoscaling_reached(relayed: Endpoints) -> None:
+    cloud = relayed
+    cloud.deployed("--instance-type", "ml.c5.large", "--instance-count", "2")
+    assert cloud.run("autoscale", "--max", "4", endpoint_url=False).code == 0
+    # What Application Auto Scaling does when it scales out: the variant's desired count, through SageMaker.
+    cloud.sagemaker.update_endpoint_weights_and_capacities(
+        EndpointName=cloud.name, DesiredWeightsAndCapacities=[{"VariantName": "AllTraffic", "DesiredInstanceCount": 3}]
+    )
+    second = cloud.put("v2/model.tar.gz", b"v2")
+    update = ["update", *deploy_args(second), "--endpoint", cloud.name]
+    result = cloud.run(*update, endpoint_url=False)
+    assert result.code == 0, result.err
+    config, _ = serving(cloud)
+    [variant] = cloud.sagemaker.describe_endpoint_config(EndpointConfigName=config)["ProductionVariants"]
+    assert (variant["InstanceType"], variant["InitialInstanceCount"]) == ("ml.c5.large", 3)
+    assert f"({3} x ml.c5.large)" in result.out
+
+    third = cloud.put("v3/model.tar.gz", b"v3")
+    cloud.calls.clear()
+    moved = cloud.run("update", *deploy_args(third), "--endpoint", cloud.name, "--instance-type", "ml.m5.large",
+                      endpoint_url=False)  # fmt: skip
+    assert moved.code == 1
+    assert moved.err == (
+        f"error: endpoint/{cloud.name}/variant/AllTraffic is autoscaled: SageMaker refuses to change its instance "
+        "type (ml.c5.large -> ml.m5.large); keep the type, or delete its scaling policy and deregister it first\n"
+    )
+    assert cloud.changes() == []
+
+
 # ---------------------------------------------------------------------------------------------- guarded update
 
 
