@@ -870,13 +870,23 @@ def put_alarm(aws: Aws, state: State, alarm: dict[str, Any]) -> str:
     """Create or correct one alarm; nothing when CloudWatch holds it as asked. Returns its name."""
     name = alarm["AlarmName"]
     existing = aws.cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]
-    if existing and all(existing[0].get(key) == value for key, value in alarm.items()):
+    if existing and same_alarm(existing[0], alarm):
         print(f"alarm:    {name} exists as asked: nothing to do")
     else:
         aws.cloudwatch.put_metric_alarm(**alarm)
         print(f"alarm:    {'updated' if existing else 'created'} {name}: {alarm['AlarmDescription']}")
     state.add("alarms", name)
     return name
+
+
+def same_alarm(held: dict[str, Any], asked: dict[str, Any]) -> bool:
+    """Whether CloudWatch's alarm has every setting asked for (dimensions in any order)."""
+
+    def dimensions(alarm: dict[str, Any]) -> list[tuple[str, str]]:
+        return sorted((item["Name"], item["Value"]) for item in alarm.get("Dimensions", []))
+
+    settings = (key for key in asked if key != "Dimensions")
+    return dimensions(held) == dimensions(asked) and all(held.get(key) == asked[key] for key in settings)
 
 
 def execution_timeout(args: argparse.Namespace) -> int:
@@ -1050,6 +1060,11 @@ def check_instance_variant(aws: Aws, endpoint: str) -> None:
     described = describe(aws.sagemaker.describe_endpoint, EndpointName=endpoint)
     if described is None:
         raise DeployError(f"endpoint {endpoint} does not exist: create it with `deploy`")
+    if described["EndpointStatus"] != "InService":
+        raise DeployError(
+            f"endpoint {endpoint} is {described['EndpointStatus']}, not InService: autoscale it once it serves "
+            "(`deploy --wait` waits for that)"
+        )
     config = aws.sagemaker.describe_endpoint_config(EndpointConfigName=described["EndpointConfigName"])
     variants = {variant["VariantName"]: variant for variant in config["ProductionVariants"]}
     if VARIANT not in variants:
