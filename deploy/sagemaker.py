@@ -14,8 +14,8 @@
 Names come from `--name` (default imdb-sentiment) plus a UTC timestamp where SageMaker wants unique
 ones (training jobs, models, endpoint configs, transform jobs); the endpoint is `--endpoint`, default
 `--name`. Everything created is recorded in `--state` (default build/deploy-state.json, written
-atomically), and `teardown` deletes exactly the scaling policies, scalable targets, endpoints, endpoint
-configs and models recorded there.
+atomically), and `teardown` deletes exactly the scaling policies, scalable targets, alarms, endpoints,
+endpoint configs and models recorded there.
 Every subcommand can be rerun: `deploy` stops when the endpoint exists, `update` when the endpoint
 already serves that image and model, `train` and `batch` when a job of the given name exists.
 `update --labeled FILE` scores the labeled reviews (a channel file or folder) with the current and the new
