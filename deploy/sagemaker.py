@@ -3,15 +3,19 @@
 
     python deploy/sagemaker.py train    --image URI --role ARN --data s3://bucket/imdb-sentiment/data --wait
     python deploy/sagemaker.py deploy   --image URI --role ARN --model-data s3://.../model.tar.gz --wait
+                                        [--serverless --memory-mb 2048 --max-concurrency 5]
+                                        [--capture 10 --capture-s3 s3://bucket/capture/]
     python deploy/sagemaker.py update   --image URI --role ARN --model-data s3://.../model.tar.gz \\
-                                        --endpoint imdb-sentiment --labeled reviews.jsonl
+                                        --endpoint imdb-sentiment --labeled reviews.jsonl [--canary 10]
     python deploy/sagemaker.py batch    --model NAME --input s3://.../test/ --output s3://.../scores/ --wait
+    python deploy/sagemaker.py autoscale --min 1 --max 4 [--target INVOCATIONS] [--explain]
     python deploy/sagemaker.py teardown
 
 Names come from `--name` (default imdb-sentiment) plus a UTC timestamp where SageMaker wants unique
 ones (training jobs, models, endpoint configs, transform jobs); the endpoint is `--endpoint`, default
 `--name`. Everything created is recorded in `--state` (default build/deploy-state.json, written
-atomically), and `teardown` deletes exactly the endpoints, endpoint configs and models recorded there.
+atomically), and `teardown` deletes exactly the scaling policies, scalable targets, alarms, endpoints,
+endpoint configs and models recorded there.
 Every subcommand can be rerun: `deploy` stops when the endpoint exists, `update` when the endpoint
 already serves that image and model, `train` and `batch` when a job of the given name exists.
 `update --labeled FILE` scores the labeled reviews (a channel file or folder) with the current and the new
@@ -19,13 +23,22 @@ model.tar.gz (downloaded) and refuses a model that scores lower, unless `--force
 `sentiment-evaluate`'s, run as its own process: this virtualenv's command (`--score-with local`, the
 default) or the image being deployed (`--score-with image`: `docker run IMAGE sentiment-evaluate`), so
 this script needs boto3 only and never loads torch.
+`deploy --serverless` checks memory, concurrency, the image's size and the payload limit against
+SageMaker's serverless limits before any request; `deploy --capture` captures requests and answers to S3.
+`update --canary/--linear` is a blue/green deployment rolled back by alarms the script makes; an update
+keeps the endpoint's serverless config and data capture.
+`autoscale` registers the endpoint's variant with Application Auto Scaling and tracks a target of
+invocations per instance per minute, by default derived from the serving benchmark's measured
+throughput (benchmarks/results/serve.json) times a safety factor; `--explain` prints the derivation.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -51,8 +64,45 @@ DEFAULT_STATE = REPOSITORY / "build" / "deploy-state.json"
 CHANNELS = ("train", "validation", "test", "unlabeled")
 JSONLINES = "application/jsonlines"
 POLL_SECONDS = 30.0
-RESOURCE_KINDS = ("training_jobs", "models", "endpoint_configs", "endpoints", "transform_jobs")
+RESOURCE_KINDS = (
+    "training_jobs", "models", "endpoint_configs", "endpoints", "transform_jobs",
+    "scalable_targets", "scaling_policies", "alarms",
+)  # fmt: skip
 DONE = {"Completed", "Failed", "Stopped", "InService", "OutOfService"}
+VARIANT = "AllTraffic"  # the one production variant deploy makes
+
+# Autoscaling: Application Auto Scaling's names for a SageMaker variant's instance count and its load metric.
+SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+INVOCATIONS_METRIC = "SageMakerVariantInvocationsPerInstance"  # invocations per instance per MINUTE
+SERVE_RESULTS = REPOSITORY / "benchmarks" / "results" / "serve.json"
+THROUGHPUT_CASE = "batching on"  # the server as deployed (micro-batching on), one review per request
+# SageMaker's load-testing guide: target = the highest sustained requests/s of one instance x 0.5 x 60.
+# Half leaves room for a slower CPU than the benchmark's and for the minutes a scale-out takes.
+SAFETY_FACTOR = 0.5
+
+# Guarded updates: SageMaker's blue/green traffic shifting, rolled back by CloudWatch alarms on the variant.
+CANARY_PERCENT = range(1, 51)  # the canary is at most half the new fleet
+LINEAR_PERCENT = range(10, 51)  # each linear step is 10-50 % of it
+WAIT_INTERVAL = 600  # seconds between shifts, and the old fleet is kept as long after the last
+ALARM_PERIOD = 60  # SageMaker's endpoint metrics are per minute
+ALARM_WINDOW = 2 * ALARM_PERIOD  # the latency alarm needs two periods: a shorter wait could not catch it
+PROVISIONING_ALLOWANCE = 1800  # seconds for the new fleet to come up, beyond the waits
+MAX_EXECUTION_TIMEOUT = 28800  # SageMaker's ceiling on a blue/green deployment
+MAX_LATENCY_MS = 250.0  # p99 ModelLatency: ~2x the p99 under 64 clients on 2 cores (131 ms, serve.json)
+
+# Variants: on instances (deploy's default), or serverless within SageMaker's limits.
+INSTANCE_TYPE = "ml.m5.large"
+SERVERLESS_MEMORY_MB = range(1024, 6144 + 1, 1024)
+SERVERLESS_MAX_CONCURRENCY = range(1, 200 + 1)
+SERVERLESS_IMAGE_BYTES = 10 * 1024**3  # "10 GB"
+SERVERLESS_PAYLOAD_MB = 4  # a serverless endpoint refuses larger bodies, below the container's own MAX_PAYLOAD_MB
+PAYLOAD_VARIABLE = "SAGEMAKER_MAX_PAYLOAD_IN_MB"  # the container's limit (sentiment.contract)
+ECR_IMAGE = re.compile(
+    r"^(?P<registry>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
+    r"(?P<repository>[^:@]+)(?::(?P<tag>[^@]+))?(?:@(?P<digest>sha256:[0-9a-f]{64}))?$"
+)
+# Data capture: what the container reads and answers as JSON is captured as text, the rest base64-encoded.
+CAPTURE_JSON_TYPES = ["application/json", JSONLINES]
 
 
 class DeployError(SentimentError):
@@ -66,7 +116,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--region", help="AWS region (default: the AWS environment's)")
-    common.add_argument("--endpoint-url", help="SageMaker and S3 endpoint, e.g. moto's server (default: AWS's)")
+    common.add_argument("--endpoint-url", help="every AWS service's endpoint, e.g. moto's server (default: AWS's)")
     common.add_argument("--name", default="imdb-sentiment", help="prefix of every name (default: %(default)s)")
     common.add_argument("--state", type=Path, default=DEFAULT_STATE, help="state file (default: %(default)s)")
     common.add_argument(
@@ -93,11 +143,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_image_and_role(deploy)
     add_model_data_and_variant(deploy)
     deploy.add_argument("--endpoint", help="endpoint name (default: --name)")
+    deploy.add_argument("--serverless", action="store_true", help="a serverless variant instead of instances")
+    deploy.add_argument("--memory-mb", type=int, help="--serverless: memory, 1024-6144 in steps of 1024")
+    deploy.add_argument("--max-concurrency", type=int, help="--serverless: invocations at once, 1-200")
+    deploy.add_argument(
+        "--capture", type=int, metavar="PERCENT", help="data capture of PERCENT (1-100) of requests, in and out"
+    )
+    deploy.add_argument("--capture-s3", metavar="URI", help="s3:// prefix the captured JSON Lines files go to")
     deploy.add_argument("--wait", action="store_true", help="wait until the endpoint is InService")
 
     update = commands.add_parser("update", parents=[common], help="switch an endpoint to a new model")
     add_image_and_role(update)
-    add_model_data_and_variant(update)
+    add_model_data_and_variant(update, updating=True)
     update.add_argument("--endpoint", required=True, help="the endpoint to update")
     update.add_argument(
         "--labeled", type=Path, help="labeled reviews (channel file or folder): refuse a model that scores lower"
@@ -109,7 +166,52 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="--labeled's scoring: this virtualenv's sentiment-evaluate, or the --image run with docker",
     )
     update.add_argument("--force", action="store_true", help="update even when the new model scores lower")
+    shifting = update.add_mutually_exclusive_group()
+    shifting.add_argument(
+        "--canary", type=int, metavar="PERCENT", help="blue/green: PERCENT of capacity first, the rest one wait later"
+    )
+    shifting.add_argument(
+        "--linear", type=int, metavar="PERCENT", help="blue/green: PERCENT of capacity more after each wait (10-50)"
+    )
+    update.add_argument(
+        "--wait-interval",
+        type=int,
+        metavar="SECONDS",
+        help=f"between shifts; the old fleet is kept as long after the last ({ALARM_WINDOW}-3600, {WAIT_INTERVAL})",
+    )
+    update.add_argument(
+        "--rollback-alarm",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="an existing CloudWatch alarm that rolls back too (repeatable); the 5XX and latency alarms are made",
+    )
+    update.add_argument(
+        "--max-5xx", type=int, metavar="COUNT", help="5XX errors in a minute beyond which it rolls back (default 0)"
+    )
+    update.add_argument(
+        "--max-latency-ms",
+        type=float,
+        help=f"p99 model latency, 2 minutes on end, that rolls back ({MAX_LATENCY_MS:g} ms)",
+    )
     update.add_argument("--wait", action="store_true", help="wait until the endpoint is InService again")
+
+    autoscale = commands.add_parser("autoscale", parents=[common], help="target-tracking autoscaling of the variant")
+    autoscale.add_argument("--endpoint", help="endpoint name (default: --name)")
+    autoscale.add_argument("--min", type=int, default=1, dest="min_instances", help="(default: %(default)s)")
+    autoscale.add_argument("--max", type=int, dest="max_instances", help="the most instances it may scale out to")
+    autoscale.add_argument(
+        "--target", type=float, metavar="INVOCATIONS", help="invocations per instance per minute (default: derived)"
+    )
+    autoscale.add_argument(
+        "--benchmark", type=Path, default=SERVE_RESULTS, help="the serving benchmark's results (default: %(default)s)"
+    )
+    autoscale.add_argument(
+        "--safety-factor", type=float, default=SAFETY_FACTOR, help="share of the measured peak (default: %(default)g)"
+    )
+    autoscale.add_argument("--scale-in-cooldown", type=int, default=300, metavar="S", help="(default: %(default)s)")
+    autoscale.add_argument("--scale-out-cooldown", type=int, default=60, metavar="S", help="(default: %(default)s)")
+    autoscale.add_argument("--explain", action="store_true", help="print how the target is derived, change nothing")
 
     commands.add_parser("teardown", parents=[common], help="delete what the state file records")
 
@@ -139,12 +241,87 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                 split_s3(getattr(args, option), parser, option)
     if args.command in ("deploy", "update"):
         split_s3(args.model_data, parser, "model_data")
+    if args.command == "deploy":
+        check_variant_options(args, parser)
     if args.command == "batch":
         for option in ("input", "output"):
             split_s3(getattr(args, option), parser, option)
     if args.command == "batch" and args.labels is not None and not args.wait:
         parser.error("--labels needs --wait (the outputs exist only once the job completes)")
+    if args.command == "autoscale":
+        check_autoscale_options(args, parser)
+    if args.command == "update":
+        check_guard_options(args, parser)
     return args
+
+
+def check_variant_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """deploy's serverless and capture options against SageMaker's limits, before any request."""
+    if args.serverless:
+        if args.instance_type is not None or args.instance_count is not None:
+            parser.error("--serverless replaces --instance-type and --instance-count: give one or the other")
+        if args.memory_mb is None or args.max_concurrency is None:
+            parser.error("--serverless needs --memory-mb M (1024-6144, steps of 1024) and --max-concurrency C (1-200)")
+        if args.memory_mb not in SERVERLESS_MEMORY_MB or args.memory_mb % 1024:
+            parser.error(f"--memory-mb must be one of 1024, 2048, ... 6144 (serverless sizes), not {args.memory_mb}")
+        if args.max_concurrency not in SERVERLESS_MAX_CONCURRENCY:
+            parser.error(f"--max-concurrency must be 1-200 (serverless), not {args.max_concurrency}")
+        if args.capture is not None:
+            parser.error("--capture: serverless endpoints do not support data capture; deploy on instances for it")
+    elif args.memory_mb is not None or args.max_concurrency is not None:
+        parser.error("--memory-mb and --max-concurrency apply only with --serverless")
+    if (args.capture is None) != (args.capture_s3 is None):
+        parser.error("--capture PERCENT and --capture-s3 s3://bucket/prefix go together")
+    if args.capture is not None:
+        if not 1 <= args.capture <= 100:
+            parser.error(f"--capture must be 1-100 (percent of requests captured), not {args.capture}")
+        split_s3(args.capture_s3, parser, "capture_s3")
+
+
+def check_guard_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """--canary/--linear's ranges; the options that shape a blue/green update need one of them."""
+    if args.canary is None and args.linear is None:
+        shaping = ("wait_interval", "max_5xx", "max_latency_ms")
+        given = [option for option in shaping if getattr(args, option) is not None]
+        given += ["rollback_alarm"] if args.rollback_alarm else []
+        if given:
+            parser.error(f"--{given[0].replace('_', '-')} applies only with --canary PERCENT or --linear PERCENT")
+        return
+    if args.canary is not None and args.canary not in CANARY_PERCENT:
+        parser.error(f"--canary must be 1-50 (percent of the new fleet's capacity), not {args.canary}")
+    if args.linear is not None and args.linear not in LINEAR_PERCENT:
+        parser.error(f"--linear must be 10-50 (percent of the new fleet's capacity per step), not {args.linear}")
+    args.wait_interval = WAIT_INTERVAL if args.wait_interval is None else args.wait_interval
+    if not ALARM_WINDOW <= args.wait_interval <= 3600:
+        parser.error(
+            f"--wait-interval must be {ALARM_WINDOW}-3600 seconds (the latency alarm needs {ALARM_WINDOW} s to fire), "
+            f"not {args.wait_interval}"
+        )
+    args.max_5xx = 0 if args.max_5xx is None else args.max_5xx
+    args.max_latency_ms = MAX_LATENCY_MS if args.max_latency_ms is None else args.max_latency_ms
+    if args.max_5xx < 0 or not args.max_latency_ms > 0:
+        parser.error("--max-5xx must be 0 or more and --max-latency-ms more than 0")
+    if execution_timeout(args) > MAX_EXECUTION_TIMEOUT:
+        parser.error(
+            f"the deployment would take {execution_timeout(args):,} s with its waits, over SageMaker's "
+            f"{MAX_EXECUTION_TIMEOUT:,}: a shorter --wait-interval or larger steps"
+        )
+
+
+def check_autoscale_options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    if args.max_instances is None and not args.explain:
+        parser.error("--max N is needed: the most instances autoscaling may run")
+    if args.min_instances < 1:
+        parser.error(f"--min must be at least 1 (an instance variant cannot scale to 0), not {args.min_instances}")
+    if args.max_instances is not None and args.max_instances < args.min_instances:
+        parser.error(f"--max ({args.max_instances}) must be at least --min ({args.min_instances})")
+    if args.target is not None and not args.target > 0:
+        parser.error(f"--target must be a positive number of invocations per minute, not {args.target:g}")
+    if not 0 < args.safety_factor <= 1:
+        parser.error(f"--safety-factor must be in (0, 1], not {args.safety_factor:g}")
+    for option in ("scale_in_cooldown", "scale_out_cooldown"):
+        if getattr(args, option) < 0:
+            parser.error(f"--{option.replace('_', '-')} must be 0 or more seconds, not {getattr(args, option)}")
 
 
 def add_image_and_role(parser: argparse.ArgumentParser) -> None:
@@ -152,10 +329,12 @@ def add_image_and_role(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--role", required=True, help="SageMaker execution role ARN")
 
 
-def add_model_data_and_variant(parser: argparse.ArgumentParser) -> None:
+def add_model_data_and_variant(parser: argparse.ArgumentParser, updating: bool = False) -> None:
     parser.add_argument("--model-data", required=True, help="s3://.../model.tar.gz")
-    parser.add_argument("--instance-type", default="ml.m5.large", help="(default: %(default)s)")
-    parser.add_argument("--instance-count", type=int, default=1, help="(default: %(default)s)")
+    # No argparse defaults: --serverless and update must see whether they were given.
+    kept = "the endpoint's current"
+    parser.add_argument("--instance-type", help=f"(default: {kept if updating else INSTANCE_TYPE})")
+    parser.add_argument("--instance-count", type=int, help=f"(default: {kept if updating else 1})")
 
 
 def split_s3(uri: str, parser: argparse.ArgumentParser | None = None, option: str = "") -> tuple[str, str]:
@@ -185,6 +364,8 @@ def main(argv: list[str] | None = None, session: boto3.Session | None = None) ->
             deploy(args, aws, state)
         elif args.command == "update":
             update(args, aws, state)
+        elif args.command == "autoscale":
+            autoscale(args, aws, state)
         elif args.command == "teardown":
             teardown(aws, state)
         else:
@@ -230,6 +411,18 @@ class Aws:
     def s3(self) -> Client:
         return self.client("s3")
 
+    @property
+    def autoscaling(self) -> Client:
+        return self.client("application-autoscaling")
+
+    @property
+    def cloudwatch(self) -> Client:
+        return self.client("cloudwatch")
+
+    def ecr(self, region: str) -> Client:
+        """ECR of the region an image URI names, which may not be the endpoint's."""
+        return self.session.client("ecr", region_name=region, endpoint_url=self.endpoint_url)
+
 
 class State:
     """What this script created, by kind, in a JSON file written atomically after every change."""
@@ -245,17 +438,17 @@ class State:
         for kind in RESOURCE_KINDS:
             self.document.setdefault(kind, [])
 
-    def add(self, kind: str, name: str) -> None:
+    def add(self, kind: str, name: Any) -> None:
         if name not in self.document[kind]:
             self.document[kind].append(name)
             self.save()
 
-    def remove(self, kind: str, name: str) -> None:
+    def remove(self, kind: str, name: Any) -> None:
         if name in self.document[kind]:
             self.document[kind].remove(name)
             self.save()
 
-    def names(self, kind: str) -> list[str]:
+    def names(self, kind: str) -> list[Any]:
         return list(self.document[kind])
 
     def save(self) -> None:
@@ -270,10 +463,14 @@ def unique_name(prefix: str) -> str:
 
 
 def is_missing(error: botocore.exceptions.ClientError) -> bool:
-    """SageMaker's answer for a name that does not exist (a ValidationException 'Could not find ...')."""
+    """SageMaker's answer for a name that does not exist (a ValidationException 'Could not find ...'), or
+    Application Auto Scaling's (ObjectNotFoundException; moto says 'No scalable target found ...')."""
     detail = error.response.get("Error", {})
-    return detail.get("Code") in ("ValidationException", "ResourceNotFound") and (
-        "Could not find" in detail.get("Message", "") or "does not exist" in detail.get("Message", "")
+    if detail.get("Code") == "ObjectNotFoundException":
+        return True
+    message = detail.get("Message", "")
+    return detail.get("Code") in ("ValidationException", "ResourceNotFound") and any(
+        words in message for words in ("Could not find", "does not exist", "No scalable target", "No scaling policy")
     )
 
 
@@ -411,32 +608,108 @@ def training_request(args: argparse.Namespace, name: str, data: str, bucket: str
 # ---------------------------------------------------------------------------------------------- deploy, update
 
 
-def create_model_and_config(args: argparse.Namespace, aws: Aws, state: State) -> str:
-    """A new model and an endpoint config with one variant serving it; returns the config's name."""
+def create_model_and_config(
+    args: argparse.Namespace, aws: Aws, state: State, shape: dict[str, Any], capture: dict[str, Any] | None
+) -> str:
+    """A new model and an endpoint config with one variant of `shape` serving it (instances or
+    ServerlessConfig), capturing data when `capture` says so; returns the config's name."""
+    container = {"Image": args.image, "ModelDataUrl": args.model_data}
+    if "ServerlessConfig" in shape:
+        # The container's own limit, lowered to the endpoint's: a larger body gets the container's 413.
+        container["Environment"] = {PAYLOAD_VARIABLE: str(min(MAX_PAYLOAD_MB, SERVERLESS_PAYLOAD_MB))}
     model = unique_name(args.name)
-    aws.sagemaker.create_model(
-        ModelName=model,
-        PrimaryContainer={"Image": args.image, "ModelDataUrl": args.model_data},
-        ExecutionRoleArn=args.role,
-    )
+    aws.sagemaker.create_model(ModelName=model, PrimaryContainer=container, ExecutionRoleArn=args.role)
     state.add("models", model)
     print(f"model:    created {model} ({args.model_data})")
     config = unique_name(f"{args.name}-config")
-    aws.sagemaker.create_endpoint_config(
-        EndpointConfigName=config,
-        ProductionVariants=[
-            {
-                "VariantName": "AllTraffic",
-                "ModelName": model,
-                "InitialInstanceCount": args.instance_count,
-                "InstanceType": args.instance_type,
-                "InitialVariantWeight": 1.0,
-            }
-        ],
-    )
+    request: dict[str, Any] = {
+        "EndpointConfigName": config,
+        "ProductionVariants": [{"VariantName": VARIANT, "ModelName": model, "InitialVariantWeight": 1.0, **shape}],
+    }
+    if capture is not None:
+        request["DataCaptureConfig"] = capture
+    aws.sagemaker.create_endpoint_config(**request)
     state.add("endpoint_configs", config)
-    print(f"config:   created {config} ({args.instance_count} x {args.instance_type})")
+    print(f"config:   created {config} ({describe_shape(shape)})")
+    if capture is not None:
+        print(f"capture:  {capture['InitialSamplingPercentage']} % of requests, input and output, to "
+              f"{capture['DestinationS3Uri']}")  # fmt: skip
     return config
+
+
+def describe_shape(shape: dict[str, Any]) -> str:
+    if "ServerlessConfig" in shape:
+        serverless = shape["ServerlessConfig"]
+        return f"serverless, {serverless['MemorySizeInMB']} MB, at most {serverless['MaxConcurrency']} at once"
+    return f"{shape['InitialInstanceCount']} x {shape['InstanceType']}"
+
+
+def requested_shape(args: argparse.Namespace) -> dict[str, Any]:
+    """deploy's variant: ServerlessConfig with --serverless, else instances."""
+    if args.serverless:
+        return {"ServerlessConfig": {"MemorySizeInMB": args.memory_mb, "MaxConcurrency": args.max_concurrency}}
+    return {"InstanceType": args.instance_type or INSTANCE_TYPE, "InitialInstanceCount": args.instance_count or 1}
+
+
+def capture_config(percent: int, destination: str) -> dict[str, Any]:
+    """DataCaptureConfig: PERCENT of requests, what came in and what went out, JSON kept as text."""
+    return {
+        "EnableCapture": True,
+        "InitialSamplingPercentage": percent,
+        "DestinationS3Uri": destination,
+        "CaptureOptions": [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}],
+        "CaptureContentTypeHeader": {"JsonContentTypes": list(CAPTURE_JSON_TYPES)},
+    }
+
+
+def check_serverless_image(aws: Aws, image: str) -> None:
+    """DeployError when the image is over serverless's 10 GB, or its size cannot be found."""
+    size, source = image_size(aws, image)
+    if size > SERVERLESS_IMAGE_BYTES:
+        raise DeployError(
+            f"--image {image} is {size / 1024**3:.1f} GB ({source}): serverless endpoints take images up to "
+            f"{SERVERLESS_IMAGE_BYTES / 1024**3:.0f} GB; use the CPU image, or deploy on instances"
+        )
+    print(f"image:    {size / 1024**2:,.0f} MB ({source}), within serverless's {SERVERLESS_IMAGE_BYTES // 1024**3} GB")
+    print(
+        f"payload:  serverless takes bodies up to {SERVERLESS_PAYLOAD_MB} MB; the container's limit "
+        f"({MAX_PAYLOAD_MB} MB) is set to it ({PAYLOAD_VARIABLE}={min(MAX_PAYLOAD_MB, SERVERLESS_PAYLOAD_MB)})"
+    )
+
+
+def image_size(aws: Aws, image: str) -> tuple[int, str]:
+    """(bytes, where the figure comes from): the local docker image when there is one (unpacked size),
+    else ECR's DescribeImages (imageSizeInBytes, the compressed layers)."""
+    local = local_image_size(image)
+    if local is not None:
+        return local, "the local docker image"
+    found = ECR_IMAGE.match(image)
+    if found is None:
+        raise DeployError(f"--image {image}: not a local docker image nor an ECR URI, so its size is unknown")
+    image_id = {"imageDigest": found["digest"]} if found["digest"] else {"imageTag": found["tag"] or "latest"}
+    try:
+        answer = aws.ecr(found["region"]).describe_images(
+            registryId=found["registry"], repositoryName=found["repository"], imageIds=[image_id]
+        )
+    except botocore.exceptions.ClientError as error:
+        code = error.response.get("Error", {}).get("Code")
+        if code in ("RepositoryNotFoundException", "ImageNotFoundException"):
+            raise DeployError(
+                f"--image {image}: ECR has no such image ({code}); push it with build_and_push.sh"
+            ) from None
+        raise
+    return int(answer["imageDetails"][0]["imageSizeInBytes"]), "ECR's imageSizeInBytes"
+
+
+def local_image_size(image: str) -> int | None:
+    """The unpacked size docker reports for a local image; None without docker or without the image."""
+    try:
+        result = subprocess.run(
+            ["docker", "image", "inspect", "--format", "{{.Size}}", image], capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return int(result.stdout.strip()) if result.returncode == 0 and result.stdout.strip().isdigit() else None
 
 
 def deploy(args: argparse.Namespace, aws: Aws, state: State) -> None:
@@ -449,7 +722,13 @@ def deploy(args: argparse.Namespace, aws: Aws, state: State) -> None:
         )
         return
     check_object(aws, args.model_data, "model-data")
-    config = create_model_and_config(args, aws, state)
+    capture = None
+    if args.capture is not None:
+        check_bucket(aws, args.capture_s3, "capture-s3")
+        capture = capture_config(args.capture, args.capture_s3)
+    if args.serverless:
+        check_serverless_image(aws, args.image)
+    config = create_model_and_config(args, aws, state, requested_shape(args), capture)
     aws.sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=config)
     state.add("endpoints", endpoint)
     print(f"endpoint: creating {endpoint} with {config}")
@@ -473,6 +752,46 @@ def serving_model(aws: Aws, endpoint: dict[str, Any]) -> dict[str, Any]:
     return aws.sagemaker.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
 
 
+def kept_shape_and_capture(
+    args: argparse.Namespace, aws: Aws, endpoint: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The new config's variant and capture: what the endpoint runs now unless an option changes it (its
+    instance type and current instance count, which autoscaling may have moved; serverless stays
+    serverless; data capture goes on as configured), so an update changes the model and nothing else."""
+    current = aws.sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    variant = current["ProductionVariants"][0]
+    capture = current.get("DataCaptureConfig") or None
+    if capture is not None:
+        print(f"capture:  kept from {current['EndpointConfigName']}")
+    if "ServerlessConfig" in variant:
+        if args.instance_type is not None or args.instance_count is not None:
+            raise DeployError(
+                f"endpoint {args.endpoint} is serverless: update keeps its ServerlessConfig and takes no "
+                "--instance-type or --instance-count (deploy a new endpoint on instances instead)"
+            )
+        serverless = variant["ServerlessConfig"]
+        return {"ServerlessConfig": {key: serverless[key] for key in ("MemorySizeInMB", "MaxConcurrency")}}, capture
+    running = next((item for item in endpoint.get("ProductionVariants", []) if item["VariantName"] == VARIANT), {})
+    instance_type = args.instance_type or variant["InstanceType"]
+    count = args.instance_count or running.get("CurrentInstanceCount") or variant["InitialInstanceCount"]
+    if instance_type != variant["InstanceType"]:
+        check_not_autoscaled(aws, args.endpoint, variant["InstanceType"], instance_type)
+    return {"InstanceType": instance_type, "InitialInstanceCount": count}, capture
+
+
+def check_not_autoscaled(aws: Aws, endpoint: str, current: str, new: str) -> None:
+    """SageMaker refuses to change the instance type of a variant Application Auto Scaling manages."""
+    resource = f"endpoint/{endpoint}/variant/{VARIANT}"
+    targets = aws.autoscaling.describe_scalable_targets(
+        ServiceNamespace="sagemaker", ResourceIds=[resource], ScalableDimension=SCALABLE_DIMENSION
+    )["ScalableTargets"]
+    if targets:
+        raise DeployError(
+            f"{resource} is autoscaled: SageMaker refuses to change its instance type ({current} -> {new}); "
+            "keep the type, or delete its scaling policy and deregister it first"
+        )
+
+
 def update(args: argparse.Namespace, aws: Aws, state: State) -> None:
     endpoint = describe(aws.sagemaker.describe_endpoint, EndpointName=args.endpoint)
     if endpoint is None:
@@ -484,14 +803,128 @@ def update(args: argparse.Namespace, aws: Aws, state: State) -> None:
         return
     # Before any download or scoring: a wrong URI should fail in a second, not after the comparison.
     check_object(aws, args.model_data, "model-data")
+    shape, capture = kept_shape_and_capture(args, aws, endpoint)
+    if "ServerlessConfig" in shape:
+        check_serverless_image(aws, args.image)
+    guarded = args.canary is not None or args.linear is not None
+    if guarded:
+        check_alarms_exist(aws, args.rollback_alarm)
+    # The first gate: a model that scores lower goes no further, and nothing is made for it.
     if args.labeled is not None:
         image = args.image if args.score_with == "image" else None
         compare_models(aws, current["ModelDataUrl"], args.model_data, args.labeled, image, args.force)
-    config = create_model_and_config(args, aws, state)
-    aws.sagemaker.update_endpoint(EndpointName=args.endpoint, EndpointConfigName=config)
+    request: dict[str, Any] = {"EndpointName": args.endpoint}
+    if guarded:
+        alarms = [put_alarm(aws, state, alarm) for alarm in rollback_alarms(args.endpoint, args)]
+        request["DeploymentConfig"] = deployment_config(args, alarms + args.rollback_alarm)
+    request["EndpointConfigName"] = config = create_model_and_config(args, aws, state, shape, capture)
+    aws.sagemaker.update_endpoint(**request)
+    if guarded:
+        print(f"update:   {describe_deployment(request['DeploymentConfig'])}")
     print(f"endpoint: updating {args.endpoint} to {config}; {endpoint['EndpointConfigName']} serves until it is done")
     if args.wait:
         wait_endpoint(aws, args.endpoint, args.poll_seconds)
+
+
+def check_alarms_exist(aws: Aws, names: list[str]) -> None:
+    if not names:
+        return
+    found = {alarm["AlarmName"] for alarm in aws.cloudwatch.describe_alarms(AlarmNames=names)["MetricAlarms"]}
+    missing = [name for name in names if name not in found]
+    if missing:
+        raise DeployError(f"--rollback-alarm {missing[0]}: no such CloudWatch alarm in this region")
+
+
+def rollback_alarms(endpoint: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """PutMetricAlarm requests: the variant's 5XX errors in a minute, and its p99 model latency two minutes running."""
+    dimensions = [{"Name": "EndpointName", "Value": endpoint}, {"Name": "VariantName", "Value": VARIANT}]
+    common = {"Namespace": "AWS/SageMaker", "Dimensions": dimensions, "Period": ALARM_PERIOD}
+    # No requests is no evidence against the new model: missing data does not roll back.
+    common |= {"ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching"}
+    return [
+        {
+            "AlarmName": f"{endpoint}-{VARIANT}-5xx-errors",
+            "AlarmDescription": f"{endpoint}: more than {args.max_5xx} 5XX answers in a minute (rolls an update back)",
+            "MetricName": "Invocation5XXErrors",
+            "Statistic": "Sum",
+            "EvaluationPeriods": 1,
+            "DatapointsToAlarm": 1,
+            "Threshold": float(args.max_5xx),
+            **common,
+        },
+        {
+            "AlarmName": f"{endpoint}-{VARIANT}-model-latency",
+            "AlarmDescription": f"{endpoint}: p99 model latency over {args.max_latency_ms:g} ms for 2 minutes "
+            "(rolls an update back)",
+            "MetricName": "ModelLatency",  # in microseconds
+            "ExtendedStatistic": "p99",
+            "EvaluationPeriods": ALARM_WINDOW // ALARM_PERIOD,
+            "DatapointsToAlarm": ALARM_WINDOW // ALARM_PERIOD,
+            "Threshold": args.max_latency_ms * 1000,
+            **common,
+        },
+    ]
+
+
+def put_alarm(aws: Aws, state: State, alarm: dict[str, Any]) -> str:
+    """Create or correct one alarm; nothing when CloudWatch holds it as asked. Returns its name."""
+    name = alarm["AlarmName"]
+    existing = aws.cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+    if existing and same_alarm(existing[0], alarm):
+        print(f"alarm:    {name} exists as asked: nothing to do")
+    else:
+        aws.cloudwatch.put_metric_alarm(**alarm)
+        print(f"alarm:    {'updated' if existing else 'created'} {name}: {alarm['AlarmDescription']}")
+    state.add("alarms", name)
+    return name
+
+
+def same_alarm(held: dict[str, Any], asked: dict[str, Any]) -> bool:
+    """Whether CloudWatch's alarm has every setting asked for (dimensions in any order)."""
+
+    def dimensions(alarm: dict[str, Any]) -> list[tuple[str, str]]:
+        return sorted((item["Name"], item["Value"]) for item in alarm.get("Dimensions", []))
+
+    settings = (key for key in asked if key != "Dimensions")
+    return dimensions(held) == dimensions(asked) and all(held.get(key) == asked[key] for key in settings)
+
+
+def execution_timeout(args: argparse.Namespace) -> int:
+    """Every wait of the deployment (between shifts, and after the last) plus time for the new fleet."""
+    shifts = 2 if args.canary is not None else math.ceil(100 / args.linear)
+    return shifts * args.wait_interval + PROVISIONING_ALLOWANCE
+
+
+def deployment_config(args: argparse.Namespace, alarms: list[str]) -> dict[str, Any]:
+    """UpdateEndpoint's DeploymentConfig: blue/green, canary or linear, rolled back by `alarms`."""
+    if args.canary is not None:
+        routing = {"Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": args.canary}}
+    else:
+        routing = {"Type": "LINEAR", "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": args.linear}}
+    routing["WaitIntervalInSeconds"] = args.wait_interval
+    return {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": routing,
+            # The alarms can still roll back while the old fleet is kept after the last shift.
+            "TerminationWaitInSeconds": args.wait_interval,
+            "MaximumExecutionTimeoutInSeconds": max(600, execution_timeout(args)),
+        },
+        "AutoRollbackConfiguration": {"Alarms": [{"AlarmName": name} for name in alarms]},
+    }
+
+
+def describe_deployment(config: dict[str, Any]) -> str:
+    policy = config["BlueGreenUpdatePolicy"]
+    routing = policy["TrafficRoutingConfiguration"]
+    wait = routing["WaitIntervalInSeconds"]
+    if routing["Type"] == "CANARY":
+        shifts = f"canary {routing['CanarySize']['Value']} % of capacity, the rest {wait} s later"
+    else:
+        shifts = f"linear, {routing['LinearStepSize']['Value']} % of capacity more every {wait} s"
+    alarms = ", ".join(alarm["AlarmName"] for alarm in config["AutoRollbackConfiguration"]["Alarms"])
+    return (
+        f"blue/green, {shifts}; the old fleet kept {policy['TerminationWaitInSeconds']} s after; rolls back on {alarms}"
+    )
 
 
 def label_value(label: Any) -> int:
@@ -564,15 +997,148 @@ def compare_models(aws: Aws, current_uri: str, new_uri: str, labeled: Path, imag
         print(f"compare:  {message}; updating anyway (--force)")
 
 
+# ---------------------------------------------------------------------------------------------- autoscale
+
+
+def derived_target(benchmark: Path, safety_factor: float) -> tuple[float, list[str]]:
+    """(invocations per instance per minute, the lines that say how) from the serving benchmark's results."""
+    try:
+        results = read_json(benchmark)
+        row = next(item for item in results["rows"] if item["case"] == THROUGHPUT_CASE)
+        reviews_per_second, requests_per_second = float(row["value"]), float(row["requests/s"])
+    except (OSError, ValueError, KeyError, TypeError, StopIteration):
+        raise DeployError(
+            f"--benchmark {benchmark}: no '{THROUGHPUT_CASE}' row with reviews/s and requests/s "
+            "(make bench-serve writes it), or give --target"
+        ) from None
+    if row.get("unit") != "reviews/s" or not reviews_per_second > 0:
+        raise DeployError(f"--benchmark {benchmark}: '{THROUGHPUT_CASE}' is {row.get('unit')!r}, not reviews/s")
+    # Each wrk request carried one review (reviews/s == requests/s): one review is one invocation.
+    if abs(reviews_per_second - requests_per_second) > 0.05 * requests_per_second:
+        raise DeployError(
+            f"--benchmark {benchmark}: {reviews_per_second:g} reviews/s over {requests_per_second:g} requests/s "
+            "is not one review per request, so it does not count invocations; give --target"
+        )
+    machine = results.get("machine", {})
+    per_minute = requests_per_second * 60
+    target = math.floor(per_minute * safety_factor)
+    shown = benchmark.resolve().relative_to(REPOSITORY) if benchmark.resolve().is_relative_to(REPOSITORY) else benchmark
+    lines = [
+        f"measured: {shown} ({str(results.get('date', '?'))[:10]}, {machine.get('cpu', '?')}, "
+        f"{machine.get('cpu_capability', '?')}): one `serve` on {machine.get('cores', '?')} cores, as one instance "
+        "runs it (ml.m5.large, deploy's default, has 2 vCPUs; wrk shared the cores, so this is a floor)",
+        f"measured: '{THROUGHPUT_CASE}': {reviews_per_second:,.1f} reviews/s from {results.get('clients', '?')} "
+        f"clients, one {results.get('review_words', '?')}-word review per request ({row.get('note', '')})",
+        f"per min:  one review per request is one invocation: {requests_per_second:,.1f}/s x 60 = "
+        f"{per_minute:,.0f} invocations per minute per instance ({INVOCATIONS_METRIC} counts per minute)",
+        f"target:   x safety factor {safety_factor:g} = {target:,} invocations per minute per instance "
+        "(room for a slower CPU and for the minutes a scale-out takes; --safety-factor, --target)",
+    ]
+    return target, lines
+
+
+def autoscale(args: argparse.Namespace, aws: Aws, state: State) -> None:
+    """A scalable target on the variant's instance count and a target-tracking policy on its invocations."""
+    if args.target is None:
+        target, derivation = derived_target(args.benchmark, args.safety_factor)
+        for line in derivation if args.explain else derivation[-1:]:
+            print(line)
+    else:
+        target = args.target
+        print(f"target:   {target:,g} invocations per minute per instance (--target)")
+    if args.explain:
+        return
+    endpoint = args.endpoint or args.name
+    resource = f"endpoint/{endpoint}/variant/{VARIANT}"
+    check_instance_variant(aws, endpoint)
+    register_scalable_target(aws, state, resource, args.min_instances, args.max_instances)
+    put_target_tracking_policy(aws, state, resource, f"{endpoint}-invocations", scaling_policy(args, target))
+
+
+def check_instance_variant(aws: Aws, endpoint: str) -> None:
+    """DeployError unless the endpoint exists and its variant runs on instances (serverless scales itself)."""
+    described = describe(aws.sagemaker.describe_endpoint, EndpointName=endpoint)
+    if described is None:
+        raise DeployError(f"endpoint {endpoint} does not exist: create it with `deploy`")
+    if described["EndpointStatus"] != "InService":
+        raise DeployError(
+            f"endpoint {endpoint} is {described['EndpointStatus']}, not InService: autoscale it once it serves "
+            "(`deploy --wait` waits for that)"
+        )
+    config = aws.sagemaker.describe_endpoint_config(EndpointConfigName=described["EndpointConfigName"])
+    variants = {variant["VariantName"]: variant for variant in config["ProductionVariants"]}
+    if VARIANT not in variants:
+        raise DeployError(f"endpoint {endpoint} has no variant {VARIANT} (it has {', '.join(variants)})")
+    if "ServerlessConfig" in variants[VARIANT]:
+        raise DeployError(f"endpoint {endpoint} is serverless: it scales by itself up to its max concurrency")
+
+
+def register_scalable_target(aws: Aws, state: State, resource: str, minimum: int, maximum: int) -> None:
+    existing = aws.autoscaling.describe_scalable_targets(
+        ServiceNamespace="sagemaker", ResourceIds=[resource], ScalableDimension=SCALABLE_DIMENSION
+    )["ScalableTargets"]
+    if existing and (existing[0]["MinCapacity"], existing[0]["MaxCapacity"]) == (minimum, maximum):
+        print(f"target:   {resource} already scales {minimum}-{maximum} instances: nothing to do")
+    else:
+        aws.autoscaling.register_scalable_target(
+            ServiceNamespace="sagemaker",
+            ResourceId=resource,
+            ScalableDimension=SCALABLE_DIMENSION,
+            MinCapacity=minimum,
+            MaxCapacity=maximum,
+        )
+        print(f"target:   {'updated' if existing else 'registered'} {resource}: {minimum}-{maximum} instances")
+    state.add("scalable_targets", resource)
+
+
+def scaling_policy(args: argparse.Namespace, target: float) -> dict[str, Any]:
+    """TargetTrackingScalingPolicyConfiguration: keep each instance near `target` invocations a minute."""
+    return {
+        "TargetValue": float(target),
+        "PredefinedMetricSpecification": {"PredefinedMetricType": INVOCATIONS_METRIC},
+        "ScaleInCooldown": args.scale_in_cooldown,
+        "ScaleOutCooldown": args.scale_out_cooldown,
+    }
+
+
+def put_target_tracking_policy(aws: Aws, state: State, resource: str, name: str, policy: dict[str, Any]) -> None:
+    existing = aws.autoscaling.describe_scaling_policies(
+        PolicyNames=[name], ServiceNamespace="sagemaker", ResourceId=resource, ScalableDimension=SCALABLE_DIMENSION
+    )["ScalingPolicies"]
+    held = existing[0].get("TargetTrackingScalingPolicyConfiguration") if existing else None
+    summary = (
+        f"{policy['TargetValue']:,g} invocations per instance per minute, "
+        f"cool-downs in {policy['ScaleInCooldown']} s / out {policy['ScaleOutCooldown']} s"
+    )
+    if held is not None and all(held.get(key) == value for key, value in policy.items()):
+        print(f"policy:   {name} already tracks {summary}: nothing to do")
+    else:
+        aws.autoscaling.put_scaling_policy(
+            PolicyName=name,
+            ServiceNamespace="sagemaker",
+            ResourceId=resource,
+            ScalableDimension=SCALABLE_DIMENSION,
+            PolicyType="TargetTrackingScaling",
+            TargetTrackingScalingPolicyConfiguration=policy,
+        )
+        print(f"policy:   {'updated' if existing else 'created'} {name}: {summary}")
+    state.add("scaling_policies", {"PolicyName": name, "ResourceId": resource})
+
+
 # ---------------------------------------------------------------------------------------------- teardown
 
 
 def teardown(aws: Aws, state: State) -> None:
-    """Delete the recorded endpoints, then their configs, then the models; ones already gone are skipped."""
+    """Delete the recorded scaling policies and targets, alarms, endpoints, then their configs, then the
+    models; ones already gone are skipped."""
     if not state.path.exists():
         print(f"teardown: no state file at {state.path}: nothing recorded, nothing deleted")
         return
     steps = (
+        # Autoscaling first: a variant must leave Application Auto Scaling before its endpoint goes.
+        ("scaling_policies", "policy", lambda p: delete_scaling_policy(aws, p)),
+        ("scalable_targets", "target", lambda r: deregister_scalable_target(aws, r)),
+        ("alarms", "alarm", lambda n: delete_alarm(aws, n)),
         ("endpoints", "endpoint", lambda n: aws.sagemaker.delete_endpoint(EndpointName=n)),
         ("endpoint_configs", "config", lambda n: aws.sagemaker.delete_endpoint_config(EndpointConfigName=n)),
         ("models", "model", lambda n: aws.sagemaker.delete_model(ModelName=n)),
@@ -580,16 +1146,43 @@ def teardown(aws: Aws, state: State) -> None:
     deleted = 0
     for kind, label, delete in steps:
         for name in state.names(kind):
+            shown = name["PolicyName"] if isinstance(name, dict) else name
             try:
-                delete(name)
-                print(f"teardown: deleted {label} {name}")
-                deleted += 1
+                gone = delete(name) is False  # CloudWatch's answer for a missing alarm; the others raise
             except botocore.exceptions.ClientError as error:
                 if not is_missing(error):
                     raise
-                print(f"teardown: {label} {name} already gone")
+                gone = True
+            if gone:
+                print(f"teardown: {label} {shown} already gone")
+            else:
+                print(f"teardown: deleted {label} {shown}")
+                deleted += 1
             state.remove(kind, name)
     print(f"teardown: {deleted} deleted; training and transform jobs are kept (SageMaker keeps their records)")
+
+
+def delete_scaling_policy(aws: Aws, policy: dict[str, str]) -> None:
+    aws.autoscaling.delete_scaling_policy(
+        PolicyName=policy["PolicyName"],
+        ServiceNamespace="sagemaker",
+        ResourceId=policy["ResourceId"],
+        ScalableDimension=SCALABLE_DIMENSION,
+    )
+
+
+def delete_alarm(aws: Aws, name: str) -> bool:
+    """False when no such alarm exists (DeleteAlarms does not say)."""
+    if not aws.cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]:
+        return False
+    aws.cloudwatch.delete_alarms(AlarmNames=[name])
+    return True
+
+
+def deregister_scalable_target(aws: Aws, resource: str) -> None:
+    aws.autoscaling.deregister_scalable_target(
+        ServiceNamespace="sagemaker", ResourceId=resource, ScalableDimension=SCALABLE_DIMENSION
+    )
 
 
 # ---------------------------------------------------------------------------------------------- batch

@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -274,20 +275,27 @@ class UpdateEndpointRelay(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def relayed(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
-    """`cloud` with SageMaker reached through the relay, by boto3's own per-service endpoint variables."""
-    handler = type("Relay", (UpdateEndpointRelay,), {"moto": cloud.endpoint_url})
+@contextmanager
+def relay_update_endpoint(moto: str) -> Iterator[str]:
+    """The relay's URL while the block runs: SageMaker's API as moto's, plus UpdateEndpoint."""
+    handler = type("Relay", (UpdateEndpointRelay,), {"moto": moto})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER", f"http://127.0.0.1:{server.server_address[1]}")
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", cloud.endpoint_url)
     try:
-        yield cloud
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def relayed(cloud: Cloud, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
+    """`cloud` with SageMaker reached through the relay, by boto3's own per-service endpoint variables."""
+    with relay_update_endpoint(cloud.endpoint_url) as relay:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER", relay)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", cloud.endpoint_url)
+        yield cloud
 
 
 def serving(cloud: Cloud) -> tuple[str, dict[str, Any]]:
