@@ -41,6 +41,11 @@ def step(message: str) -> None:
     sys.stdout.flush()
 
 
+def fail(message: str) -> int:
+    sys.stderr.write(f"data-capture: error: {message}\n")
+    return 1
+
+
 def captured_part(body: bytes, content_type: str, mode: str) -> dict[str, str]:
     """endpointInput or endpointOutput: the body as text for JSON and CSV content types, else base64."""
     media_type = content_type.split(";")[0].strip().lower()
@@ -126,7 +131,13 @@ def make_handler(serve_url: str, writer: CaptureWriter) -> type[BaseHTTPRequestH
             self.relay(b"")
 
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                self.answer(
+                    400, b'{"error": "bad_request", "message": "Content-Length is not a number"}', "application/json"
+                )
+                return
             if length > MAX_BODY_BYTES:
                 self.answer(413, b'{"error": "payload_too_large", "message": "over 6 MB"}', "application/json")
                 return
@@ -177,6 +188,22 @@ def flush_every(writer: CaptureWriter, seconds: float, stop: threading.Event) ->
         writer.flush()
 
 
+def option_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the options, before anything listens or is written; None when nothing is."""
+    if not args.serve_url.startswith(("http://", "https://")):
+        return f"--serve-url {args.serve_url!r} is not an http:// URL"
+    if not 0 <= args.port <= 65535:
+        return f"--port {args.port} is not a port number"
+    if args.flush_seconds <= 0:
+        return f"--flush-seconds {args.flush_seconds} must be above 0"
+    for name in (args.endpoint, args.variant):
+        if not name or "/" in name or name.startswith("."):
+            return f"{name!r} cannot be a folder name for an endpoint or variant"
+    if args.capture.exists() and not args.capture.is_dir():
+        return f"--capture {args.capture} exists and is not a folder"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--serve-url", required=True, help="the `serve` to capture, e.g. http://127.0.0.1:8081")
@@ -186,22 +213,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", default="AllTraffic", help="the variant's name in the paths (default: AllTraffic)")
     parser.add_argument("--flush-seconds", type=float, default=5.0, help="how often buffered records are written")
     args = parser.parse_args(argv)
-    if not args.serve_url.startswith(("http://", "https://")):
-        parser.error(f"--serve-url {args.serve_url!r} is not an http:// URL")
-    if not 0 <= args.port <= 65535:
-        parser.error(f"--port {args.port} is not a port number")
-    if args.flush_seconds <= 0:
-        parser.error(f"--flush-seconds {args.flush_seconds} must be above 0")
-    for name in (args.endpoint, args.variant):
-        if not name or "/" in name or name.startswith("."):
-            parser.error(f"{name!r} cannot be a folder name for an endpoint or variant")
-    if args.capture.exists() and not args.capture.is_dir():
-        parser.error(f"--capture {args.capture} exists and is not a folder")
+    if problem := option_problem(args):
+        return fail(problem)
     writer = CaptureWriter(args.capture, args.endpoint, args.variant)
     try:
         server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(args.serve_url.rstrip("/"), writer))
     except OSError as error:
-        parser.error(f"--port {args.port}: {error.strerror}")
+        return fail(f"--port {args.port}: {error.strerror}")
     stop = threading.Event()
     threading.Thread(target=flush_every, args=(writer, args.flush_seconds, stop), daemon=True).start()
 

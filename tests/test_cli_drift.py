@@ -254,3 +254,25 @@ def test_bad_input_is_one_line_and_writes_nothing(
         code, _, err = drift(capsys, *args, "--output", str(report))
         assert code == 1 and err.startswith("error: ") and message in err and err.count("\n") == 1, err
         assert not report.exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--serve-url", "ftp://127.0.0.1:1"], "--serve-url 'ftp://127.0.0.1:1' is not an http:// URL"),
+        (["--port", "70000"], "--port 70000 is not a port number"),
+        (["--flush-seconds", "0"], "--flush-seconds 0.0 must be above 0"),
+        (["--endpoint", "../up"], "'../up' cannot be a folder name"),
+        (["--capture", str(RECORDER)], "exists and is not a folder"),
+    ],
+)
+def test_the_recorder_refuses_bad_options_in_one_line_and_creates_nothing(
+    tmp_path: Path, options: list[str], message: str
+) -> None:
+    defaults = {"--serve-url": "http://127.0.0.1:1", "--capture": str(tmp_path / "capture"), "--port": "0"}
+    defaults.update(dict(zip(options[::2], options[1::2], strict=True)))
+    args = [part for pair in defaults.items() for part in pair]
+    result = subprocess.run([sys.executable, str(RECORDER), *args], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1 and result.stderr.startswith("data-capture: error: ")
+    assert message in result.stderr and result.stderr.count("\n") == 1 and result.stdout == ""
+    assert not (tmp_path / "capture").exists()
