@@ -99,8 +99,10 @@ def record_traffic(serve_url: str, capture: Path, texts: list[str], batch: int =
             content_type, accept = FORMATS[turn % len(FORMATS)]
             size = 1 if content_type == "text/plain" else batch
             headers = {"Content-Type": content_type, **({"Accept": accept} if accept else {})}
+            # Every other request at InvokeEndpoint's own path, as the Lambda relay's boto3 client calls it.
+            path = "/invocations" if turn % 2 else "/endpoints/sentiment/invocations"
             request = urllib.request.Request(
-                f"http://127.0.0.1:{port}/invocations", body_of(texts[start : start + size], content_type), headers
+                f"http://127.0.0.1:{port}{path}", body_of(texts[start : start + size], content_type), headers
             )
             with urllib.request.urlopen(request, timeout=30) as response:
                 assert response.status == 200

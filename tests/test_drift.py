@@ -189,3 +189,9 @@ def test_traffic_like_the_cards_is_within_range_and_other_traffic_drifts() -> No
     negative = {v.figure: v for v in compare(reference, traffic(rng, 400, 230, 0.1, 0.015))}
     assert negative["positive_share"].drifted and not negative["words_per_review"].drifted
     assert math.isclose(negative["positive_share"].reference, reference["positive_share"])
+
+
+@pytest.mark.parametrize("line", ["positive", "positive,0.9,extra", "positive;0.9"])
+def test_a_csv_answer_is_a_label_and_a_score_exactly(line: str) -> None:
+    with pytest.raises(BadRecord, match="is not a verdict"):
+        decode_answers(f"{line}\n".encode(), "text/csv")

@@ -178,9 +178,16 @@ def decode_answers(body: bytes, content_type: str) -> list[tuple[str, float]] | 
     if media_type == JSON_LINES:
         return [_verdict(_json(line, "endpointOutput")) for line in lines]
     if media_type in (CSV, PLAIN):
-        separator = "," if media_type == CSV else " "
-        return [_verdict(dict(zip(("label", "score"), line.strip().split(separator), strict=False))) for line in lines]
+        return [_delimited_verdict(line.strip(), "," if media_type == CSV else " ") for line in lines]
     raise BadRecord(f"endpointOutput: content type {content_type!r} is not one the server answers in")
+
+
+def _delimited_verdict(line: str, separator: str) -> tuple[str, float]:
+    """`label,score` (CSV) or `label score` (plain text), as the server writes them."""
+    fields = line.split(separator)
+    if len(fields) != 2:
+        raise BadRecord(f"endpointOutput: {line[:80]!r} is not a verdict (label{separator}score)")
+    return _verdict({"label": fields[0], "score": fields[1]})
 
 
 def _verdict(item: Any) -> tuple[str, float]:

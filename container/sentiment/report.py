@@ -256,7 +256,7 @@ def render_drift_report(summary: dict[str, Any]) -> str:
         ),
         _figure(
             "Captured requests per hour",
-            _bars([hour[-5:] for hour in hours], {"requests": list(hours.values())}, "requests"),
+            _bars([_hour(hour) for hour in hours], {"requests": list(hours.values())}, "requests (UTC)"),
         ),
     ]
     drifted = summary["drifted"]
@@ -287,6 +287,11 @@ figure {{ margin: 0; }} figcaption {{ font-weight: 600; margin-bottom: .3rem; ma
 {f"<h2>Skipped records</h2><ul>{skipped}</ul>" if skipped else ""}
 </body></html>
 """
+
+
+def _hour(hour: str) -> str:
+    """ "2026-12-02T13" as "12-02 13h"; anything else (an "unknown" hour) as it is."""
+    return f"{hour[5:10]} {hour[11:13]}h" if len(hour) == 13 and hour[10] == "T" else hour
 
 
 def _bars(groups: Sequence[str], series: dict[str, Sequence[float]], y_label: str) -> str:
