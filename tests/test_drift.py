@@ -127,8 +127,11 @@ def good_lines(count: int) -> list[bytes]:
 def test_one_bad_line_among_many_is_skipped_counted_and_named() -> None:
     lines = good_lines(150)
     lines.insert(7, b"{truncated")
-    capture = read_capture([("capture/a.jsonl", b"\n".join(lines) + b"\n")])
-    assert capture.records == 151 and capture.reviews == 150
+    capture = read_capture([("capture/a.jsonl", b"\n".join(lines) + b"\n")], str.split, {"Review"})
+    assert capture.records == 151 and capture.reviews == 150 and capture.requests == 150
+    # Each review is kept as its counts only: "Review 7." is 2 words here, "Review" known and "7." not.
+    assert capture.words[:2] == [2, 2] and capture.unknown[:2] == [1, 1]
+    assert capture.hours == {"2026-12-02T13": 150} and capture.traffic().labels == ("negative",) * 150
     assert capture.skipped == ["capture/a.jsonl line 8: not a JSON line (Expecting property name enclosed in "
                                "double quotes: line 1 column 2 (char 1))"]  # fmt: skip
 
@@ -136,14 +139,14 @@ def test_one_bad_line_among_many_is_skipped_counted_and_named() -> None:
 def test_more_bad_lines_than_one_in_a_hundred_refuse_the_capture() -> None:
     lines = good_lines(150) + [b"not json"] * 3
     with pytest.raises(CaptureError, match=r"3 of 153 capture records cannot be read .* the first: b.jsonl line 151"):
-        read_capture([("b.jsonl", b"\n".join(lines))])
+        read_capture([("b.jsonl", b"\n".join(lines))], str.split, set())
 
 
 def test_no_files_or_too_few_reviews_are_refused() -> None:
     with pytest.raises(CaptureError, match="no capture files"):
-        read_capture([])
+        read_capture([], str.split, set())
     with pytest.raises(CaptureError, match=f"{MIN_REVIEWS - 1} reviews in {MIN_REVIEWS - 1} captured records"):
-        read_capture([("c.jsonl", b"\n".join(good_lines(MIN_REVIEWS - 1)))])
+        read_capture([("c.jsonl", b"\n".join(good_lines(MIN_REVIEWS - 1)))], str.split, set())
 
 
 def test_the_chi_square_p_value_matches_its_tables() -> None:

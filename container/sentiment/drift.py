@@ -31,7 +31,7 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ import numpy as np
 
 from sentiment.errors import SentimentError
 from sentiment.evaluation import Traffic, length_bin_counts, traffic_figures
-from sentiment.predictor import LABELS, UNKNOWN, Predictor
+from sentiment.predictor import LABELS, UNKNOWN
 from sentiment.serving.codecs import CSV, JSON, JSON_LINES, PLAIN, input_fn, parse_media_type
 from sentiment.serving.errors import ServingError
 
@@ -74,21 +74,46 @@ class CapturedRequest:
 
 @dataclass
 class Capture:
-    """What a capture holds: the requests that could be read, and what could not."""
+    """What capture files held: each readable review measured as the model sees it (its words, the unknown
+    ones) with the endpoint's verdict, and what could not be read. Review texts are not kept."""
 
-    requests: list[CapturedRequest] = field(default_factory=list)
     files: int = 0
     records: int = 0
+    requests: int = 0
     error_answers: int = 0
     skipped: list[str] = field(default_factory=list)  # "FILE line N: why"
+    hours: Counter[str] = field(default_factory=Counter)  # requests per hour of inferenceTime
+    words: list[int] = field(default_factory=list)
+    unknown: list[int] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
 
     @property
     def reviews(self) -> int:
-        return sum(len(request.reviews) for request in self.requests)
+        return len(self.labels)
+
+    def add(self, request: CapturedRequest, measured: Traffic) -> None:
+        self.requests += 1
+        self.hours[request.hour or "unknown"] += 1
+        self.words.extend(measured.words.tolist())
+        self.unknown.extend(measured.unknown.tolist())
+        self.labels.extend(measured.labels)
+        self.scores.extend(measured.scores.tolist())
+
+    def traffic(self) -> Traffic:
+        return Traffic(
+            np.array(self.words, dtype=np.int64),
+            np.array(self.unknown, dtype=np.int64),
+            tuple(self.labels),
+            np.array(self.scores, dtype=np.float64),
+        )
 
 
-def read_capture(files: Iterable[tuple[str, bytes]]) -> Capture:
-    """The requests in capture files given as (name, bytes); CaptureError when they cannot be used."""
+def read_capture(
+    files: Iterable[tuple[str, bytes]], tokenize: Callable[[str], list[str]], known: Container[str]
+) -> Capture:
+    """The traffic in capture files given as (name, bytes), each review's words counted by the model's
+    `tokenize` and vocabulary (`known`); CaptureError when the files cannot be used."""
     capture = Capture()
     for name, data in files:
         capture.files += 1
@@ -104,7 +129,8 @@ def read_capture(files: Iterable[tuple[str, bytes]]) -> Capture:
             if request is None:
                 capture.error_answers += 1
             else:
-                capture.requests.append(request)
+                tokens = [tokenize(review) for review in request.reviews]
+                capture.add(request, Traffic.of(tokens, known, request.labels, request.scores))
     if capture.files == 0:
         raise CaptureError(f"no capture files (*{CAPTURE_SUFFIX}) found")
     allowed = max(1, int(MAX_BAD_SHARE * capture.records))
@@ -412,18 +438,9 @@ def population_stability_index(expected: np.ndarray, actual: np.ndarray, floor: 
 # -- the summary -----------------------------------------------------------------------------------
 
 
-def captured_traffic(capture: Capture, predictor: Predictor) -> Traffic:
-    """The captured reviews as the model sees them (its tokenizer and vocabulary) with the endpoint's verdicts."""
-    reviews = [review for request in capture.requests for review in request.reviews]
-    labels = [label for request in capture.requests for label in request.labels]
-    scores = [score for request in capture.requests for score in request.scores]
-    token_lists = [predictor.tokenize(review) for review in reviews]
-    return Traffic.of(token_lists, predictor.vocabulary.index, labels, scores)
-
-
-def drift_summary(source: str, model: str, card: dict[str, Any], capture: Capture, traffic: Traffic) -> dict[str, Any]:
+def drift_summary(source: str, model: str, card: dict[str, Any], capture: Capture) -> dict[str, Any]:
     """Everything the JSON summary and the HTML report show: the verdicts, the rules, and what they came from."""
-    reference = card["traffic"]
+    reference, traffic = card["traffic"], capture.traffic()
     verdicts = [verdict.to_json() for verdict in compare(reference, traffic)]
     captured = traffic_figures(traffic)
     return {
@@ -433,16 +450,14 @@ def drift_summary(source: str, model: str, card: dict[str, Any], capture: Captur
         "capture": {
             "files": capture.files,
             "records": capture.records,
-            "requests": len(capture.requests),
+            "requests": capture.requests,
             "reviews": capture.reviews,
             "error_answers": capture.error_answers,
             "skipped": len(capture.skipped),
             "skipped_records": capture.skipped[:LISTED_PROBLEMS],
             "skip_rule": f"unreadable records are skipped and listed while they are at most {MAX_BAD_SHARE:.0%} "
             "of the records; beyond that the capture is refused",
-            "requests_per_hour": dict(
-                sorted(Counter(request.hour or "unknown" for request in capture.requests).items())
-            ),
+            "requests_per_hour": dict(sorted(capture.hours.items())),
         },
         "drifted": [verdict["figure"] for verdict in verdicts if verdict["verdict"] == "drifted"],
         "figures": verdicts,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -140,7 +140,7 @@ class Traffic:
     def of(
         cls,
         token_lists: Sequence[Sequence[str]],
-        known: set[str] | dict[str, int],
+        known: Container[str],
         labels: Sequence[str],
         scores: Sequence[float],
     ) -> Traffic:

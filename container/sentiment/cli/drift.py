@@ -22,7 +22,7 @@ import boto3
 import botocore.exceptions
 
 from sentiment.artifacts import BUNDLED_MODEL, load_model
-from sentiment.drift import capture_files, captured_traffic, drift_summary, read_capture, verdict_lines
+from sentiment.drift import capture_files, drift_summary, read_capture, verdict_lines
 from sentiment.errors import SentimentError
 from sentiment.files import read_json, write_bytes_atomic, write_json_atomic
 from sentiment.report import render_drift_report
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.capture.startswith("s3://")
             else None
         )
-        capture = read_capture(capture_files(args.capture, s3))
+        capture = read_capture(capture_files(args.capture, s3), predictor.tokenize, predictor.vocabulary.index)
     except (SentimentError, OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -63,9 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     for skipped in capture.skipped:
         print(f"drift: skipped {skipped}")
-    summary = drift_summary(
-        args.capture, str(args.model or "bundled"), card, capture, captured_traffic(capture, predictor)
-    )
+    summary = drift_summary(args.capture, str(args.model or "bundled"), card, capture)
     for line in verdict_lines(summary):
         print(f"drift: {line}")
     write_json_atomic(args.output / "drift.json", summary)
