@@ -13,7 +13,6 @@ import pytest
 from sentiment.drift import (
     MIN_REVIEWS,
     BadRecord,
-    CaptureError,
     chi_square_p_value,
     compare,
     decode_answers,
@@ -22,6 +21,7 @@ from sentiment.drift import (
     proportion_verdict,
     read_capture,
 )
+from sentiment.errors import CaptureError
 from sentiment.evaluation import Traffic, traffic_figures
 
 

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from sentiment.errors import SentimentError
+from sentiment.errors import CaptureError
 from sentiment.evaluation import Traffic, length_bin_counts, traffic_figures
 from sentiment.predictor import LABELS, UNKNOWN
 from sentiment.serving.codecs import CSV, JSON, JSON_LINES, PLAIN, input_fn, parse_media_type
@@ -49,10 +49,6 @@ MAX_BAD_SHARE = 0.01  # unreadable records skipped (and listed) up to this share
 MIN_REVIEWS = 50  # below this, no test can tell drift from chance (and the length test needs 5 per bin)
 SIGNIFICANCE = 0.01  # a figure can only drift when its two-sample test gives p below this
 LISTED_PROBLEMS = 20  # skipped records named one by one in the summary
-
-
-class CaptureError(SentimentError):
-    """Capture files that cannot be used: none found, too many unreadable records, too few reviews."""
 
 
 class BadRecord(ValueError):
@@ -276,6 +272,7 @@ class Rule:
 
     test: str
     difference: str
+    short: str  # the difference's name in the command's lines
     tolerance: float
 
 
@@ -283,19 +280,27 @@ RULES = {
     "words_per_review": Rule(
         "chi-square test of homogeneity over the card's ten length bins (its deciles)",
         "population stability index (PSI) over the same bins",
+        "PSI",
         0.2,  # the usual line for a shift that needs attention (0.1-0.2 moderate)
     ),
     "unknown_word_share": Rule(
         "two-sample z-test of the mean share of unknown words per review",
         "absolute difference of the means",
+        "difference",
         0.05,  # 5 points: the bundled model's validation reviews average 1.4 %
     ),
     "positive_share": Rule(
-        "two-sample z-test of proportions", "absolute difference of the shares", 0.10
-    ),  # 10 points: real traffic leans with the films of the week, not by half
+        "two-sample z-test of proportions",
+        "absolute difference of the shares",
+        "difference",
+        0.10,  # 10 points: real traffic leans with the films of the week, not by half
+    ),
     "uncertain_share": Rule(
-        "two-sample z-test of proportions", "absolute difference of the shares", 0.05
-    ),  # 5 points: the bundled model's validation reviews are uncertain 3.6 % of the time
+        "two-sample z-test of proportions",
+        "absolute difference of the shares",
+        "difference",
+        0.05,  # 5 points: the bundled model's validation reviews are uncertain 3.6 % of the time
+    ),
 }
 
 
@@ -481,7 +486,7 @@ def _shares(counts: np.ndarray) -> list[float]:
 def verdict_lines(summary: dict[str, Any]) -> Sequence[str]:
     """One line per figure, as the command prints them."""
     return [
-        f"{figure['figure']}: {figure['verdict']} (card {figure['reference']:g}, captured {figure['captured']:g}, "
-        f"p={figure['p_value']:g}, difference {figure['difference']:g} against {RULES[figure['figure']].tolerance:g})"
-        for figure in summary["figures"]
+        f"{figure['figure']}: {figure['verdict']} (card {figure['reference']:.4g}, captured {figure['captured']:.4g}; "
+        f"p={figure['p_value']:.3g}, {rule.short} {figure['difference']:.3g}, drifted from {rule.tolerance:g})"
+        for figure, rule in ((figure, RULES[figure["figure"]]) for figure in summary["figures"])
     ]
