@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from sentiment.errors import CaptureError
-from sentiment.evaluation import Traffic, length_bin_counts, traffic_figures
+from sentiment.evaluation import Traffic, length_bin_counts, length_bin_shares, traffic_figures
 from sentiment.predictor import LABELS, UNKNOWN
 from sentiment.serving.codecs import CSV, JSON, JSON_LINES, PLAIN, input_fn, parse_media_type
 from sentiment.serving.errors import ServingError
@@ -471,16 +471,12 @@ def drift_summary(source: str, model: str, card: dict[str, Any], capture: Captur
             "reference": reference["words_per_review"]["bins"]["shares"],
             "captured": [
                 round(share, 6)
-                for share in _shares(length_bin_counts(traffic.words, reference["words_per_review"]["bins"]["edges"]))
+                for share in length_bin_shares(traffic.words, reference["words_per_review"]["bins"]["edges"])
             ],
         },
         "captured_figures": captured,
         "reference_figures": reference,
     }
-
-
-def _shares(counts: np.ndarray) -> list[float]:
-    return (counts / max(1, counts.sum())).tolist()
 
 
 def verdict_lines(summary: dict[str, Any]) -> Sequence[str]:

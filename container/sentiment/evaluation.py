@@ -149,7 +149,7 @@ class Traffic:
             raise ValueError(f"{len(token_lists)} reviews but {len(labels)} labels and {len(scores)} scores")
         return cls(
             words=np.array([len(tokens) for tokens in token_lists], dtype=np.int64),
-            # map over the bound __contains__ runs in C: 3x a generator of `not in` over millions of tokens.
+            # map over the bound __contains__ runs in C: 1.6x a generator of `not in` on 10,000 IMDb reviews.
             unknown=np.array(
                 [len(tokens) - sum(map(known.__contains__, tokens)) for tokens in token_lists], dtype=np.int64
             ),
