@@ -73,6 +73,10 @@ def test_training_writes_the_model_card_metrics_and_report(environment: Path) ->
     assert len(card["data"]["train"]["sha256"]) == 64 and card["test"]["reviews"] == 80
     assert {"cpu", "threads", "torch"} <= set(card["hardware"]) and card["git_commit"]
     assert "Test accuracy" in (model / "card.md").read_text()
+    traffic = card["traffic"]  # the figures sentiment-drift compares with, from the validation reviews
+    assert traffic["source"] == "validation" and traffic["reviews"] == card["data"]["validation"]["reviews"]
+    assert traffic["sha256"] == card["data"]["validation"]["sha256"] and 0 <= traffic["uncertain_share"] <= 1
+    assert "## Traffic it was made for" in (model / "card.md").read_text()
     report = environment / "output" / "data"
     assert (report / "evaluation.html").read_text().count("<svg") >= 4
     assert json.loads((report / "evaluation.json").read_text())["metrics"]["accuracy"] >= 0.9

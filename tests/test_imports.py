@@ -67,6 +67,12 @@ def test_serving_and_training_never_import_each_other(side: str, other: str) -> 
         assert not {name for name in ours(module) if name.startswith((other, "sentiment.cli"))}, module
 
 
+def test_drift_decodes_captures_with_the_servers_codecs_and_never_trains() -> None:
+    assert {"sentiment.serving.codecs", "sentiment.evaluation"} <= ours("sentiment.drift")
+    assert not {name for name in ours("sentiment.drift") if name.startswith(("sentiment.training", "sentiment.cli"))}
+    assert not {name for name in ours("sentiment.drift") if name.startswith("sentiment.serving.app")}
+
+
 def test_only_entry_points_import_entry_points() -> None:
     for module in GRAPH:
         if not module.startswith(("sentiment.cli", "sentiment.program")):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,8 @@ import pytest
 import sentiment.models.lstm
 from sentiment.artifacts import load_model, save_model
 from sentiment.models.lstm import PrecisionError, lstm_contributions, native_bfloat16
-from sentiment.predictor import Explanation, Prediction, Predictor
+from sentiment.predictor import UNCERTAIN_BAND, Explanation, Prediction, Predictor, is_uncertain
+from tests.conftest import REPOSITORY
 from tests.test_training import made_up
 
 
@@ -231,3 +233,13 @@ def test_explanations_of_nothing_are_empty(small_ensemble: Predictor) -> None:
 def test_an_explanation_answers_each_token_with_its_rounded_share() -> None:
     explanation = Explanation(tokens=("good", "plot"), contributions=(0.123456, -2.0))
     assert explanation.to_json() == [{"token": "good", "contribution": 0.1235}, {"token": "plot", "contribution": -2.0}]
+
+
+def test_the_uncertain_band_is_the_one_the_page_shows() -> None:
+    app = (REPOSITORY / "web" / "app.js").read_text()
+    band = re.search(r"const UNCERTAIN = \[([\d.]+), ([\d.]+)\]", app)
+    assert band is not None, "web/app.js no longer declares its uncertain band as UNCERTAIN = [low, high]"
+    assert (float(band[1]), float(band[2])) == UNCERTAIN_BAND
+    assert is_uncertain("positive", 0.59) and is_uncertain("negative", 0.41)
+    assert not is_uncertain("positive", 0.6) and not is_uncertain("negative", 0.4)
+    assert not is_uncertain("unknown", 0.5)  # no word known: "Can't tell" on the page, not a verdict

@@ -17,3 +17,7 @@ class DownloadError(SentimentError):
 
 class ChecksumError(DownloadError):
     """Downloaded bytes whose checksum differs from the published one."""
+
+
+class CaptureError(DataError):
+    """Data Capture files that cannot be used for drift: none found, too many unreadable records, too few reviews."""

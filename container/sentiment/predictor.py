@@ -28,6 +28,9 @@ LABELS = ("negative", "positive")
 UNKNOWN = "unknown"  # the label of a text with no word the model knows: no evidence either way
 THRESHOLD = 0.5  # a text is positive when its probability of positive is at least this
 TOP_WORDS = 8  # the deciding words a verdict names
+# Scores strictly inside this band are "uncertain": the page shows them as "Uncertain — leaning ..." (web/app.js
+# holds the same two numbers; tests/test_predictor.py checks they agree), benchmarks and drift count them.
+UNCERTAIN_BAND = (0.4, 0.6)
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,11 @@ class Prediction:
 
     def to_json(self) -> dict[str, Any]:
         return {"label": self.label, "score": self.score}
+
+
+def is_uncertain(label: str, score: float) -> bool:
+    """Whether a verdict falls in the uncertain band; an "unknown" verdict (no known word) is not a verdict at all."""
+    return label != UNKNOWN and UNCERTAIN_BAND[0] < score < UNCERTAIN_BAND[1]
 
 
 @dataclass(frozen=True)

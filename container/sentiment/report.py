@@ -1,11 +1,14 @@
-"""The evaluation report a person opens: one self-contained HTML file with inline SVG plots.
+"""The reports a person opens: each one self-contained HTML file with inline SVG plots.
 
-Training curves, confusion matrix, ROC curve and calibration diagram, drawn as plain SVG (no plotting
-library, no scripts, nothing fetched). Every piece of text is escaped.
+The evaluation report (training curves, confusion matrix, ROC curve, calibration diagram) and the drift
+report (`sentiment-drift`: each figure's verdict and rule, length bins and shares against the model card,
+requests per hour), drawn as plain SVG (no plotting library, no scripts, nothing fetched). Every piece
+of text is escaped.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from html import escape
 from typing import Any
@@ -187,3 +190,134 @@ def _confusion(confusion: dict[str, int]) -> str:
         )
         parts.append(_text(x + size / 2, y + size / 2 + 5, f"{count:,}", size=14))
     return f'<svg width="{left + 2 * size + 10}" height="{top + 2 * size + 10}" role="img">{"".join(parts)}</svg>'
+
+
+# -- the drift report -------------------------------------------------------------------------------
+
+FIGURE_NAMES = {
+    "words_per_review": "Words per review (median)",
+    "unknown_word_share": "Share of unknown words (mean per review)",
+    "positive_share": "Share of positive verdicts",
+    "uncertain_share": "Share of uncertain verdicts",
+}
+
+
+def render_drift_report(summary: dict[str, Any]) -> str:
+    """A complete HTML page for a `sentiment.drift.drift_summary`: the verdicts, their rules, and plots."""
+    figures = "".join(
+        f'<tr class="{"drifted" if f["verdict"] == "drifted" else "within"}">'
+        f"<th>{escape(FIGURE_NAMES[f['figure']])}</th>"
+        f"<td><strong>{escape(f['verdict'])}</strong></td><td>{f['reference']:.4g}</td>"
+        f"<td>{f['captured']:.4g}</td><td>{f['p_value']:.3g}</td><td>{f['difference']:.4g}</td>"
+        f"<td>{escape(f['rule'])}</td></tr>"
+        for f in summary["figures"]
+    )
+    capture = summary["capture"]
+    about = "".join(
+        f"<tr><th>{escape(name)}</th><td>{escape(str(value))}</td></tr>"
+        for name, value in (
+            ("Capture", summary["source"]),
+            ("Model", summary["model"]),
+            ("Card's figures from", f"{summary['reference']['source']} ({summary['reference']['reviews']:,} reviews)"),
+            ("Files", capture["files"]),
+            ("Records", capture["records"]),
+            ("Reviews", capture["reviews"]),
+            ("Answered with an error (no verdict)", capture["error_answers"]),
+            ("Skipped as unreadable", capture["skipped"]),
+            ("Rule for unreadable records", capture["skip_rule"]),
+        )
+    )
+    skipped = "".join(f"<li>{escape(line)}</li>" for line in capture["skipped_records"])
+    bins = summary["length_bins"]
+    edges = [f"{edge:.0f}" for edge in bins["edges"]]
+    bin_names = [
+        f"<{edges[0]}",
+        *(f"{low}-{high}" for low, high in itertools.pairwise(edges)),
+        f"{edges[-1]}+",
+    ]
+    by_figure = {f["figure"]: f for f in summary["figures"]}
+    shares = ("unknown_word_share", "positive_share", "uncertain_share")
+    hours = capture["requests_per_hour"]
+    plots = [
+        _figure(
+            "Words per review: share of reviews in each of the card's length bins",
+            _bars(bin_names, {"card": bins["reference"], "captured": bins["captured"]}, "share of reviews"),
+        ),
+        _figure(
+            "Shares: the card against the captured traffic",
+            _bars(
+                ["unknown words", "positive", "uncertain"],
+                {
+                    "card": [by_figure[name]["reference"] for name in shares],
+                    "captured": [by_figure[name]["captured"] for name in shares],
+                },
+                "share",
+            ),
+        ),
+        _figure(
+            "Captured requests per hour",
+            _bars([_hour(hour) for hour in hours], {"requests": list(hours.values())}, "requests (UTC)"),
+        ),
+    ]
+    drifted = summary["drifted"]
+    headline = (
+        f"{len(drifted)} of {len(summary['figures'])} figures drifted: "
+        + ", ".join(FIGURE_NAMES[name].lower() for name in drifted)
+        if drifted
+        else f"All {len(summary['figures'])} figures within range"
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Drift report: {escape(summary["source"])}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body {{ font: 15px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 1180px; padding: 0 1rem; color: #1f2328; }}
+table {{ border-collapse: collapse; margin: .5rem 0 1.5rem; }}
+th, td {{ text-align: left; padding: .25rem .8rem; border-bottom: 1px solid #d0d7de; vertical-align: top; }}
+td {{ font-variant-numeric: tabular-nums; }}
+tr.drifted strong {{ color: #d1242f; }} tr.within strong {{ color: #1a7f37; }}
+.plots {{ display: flex; flex-wrap: wrap; gap: 1.5rem; }}
+figure {{ margin: 0; }} figcaption {{ font-weight: 600; margin-bottom: .3rem; max-width: 480px; }}
+</style></head><body>
+<h1>Drift report</h1>
+<p><strong>{escape(headline)}</strong>, against the model card's figures.</p>
+<table><tr><th>figure</th><th>verdict</th><th>card</th><th>captured</th><th>p</th><th>difference</th><th>rule</th></tr>
+{figures}</table>
+<h2>Plots</h2><div class="plots">{"".join(plots)}</div>
+<h2>What was read</h2><table>{about}</table>
+{f"<h2>Skipped records</h2><ul>{skipped}</ul>" if skipped else ""}
+</body></html>
+"""
+
+
+def _hour(hour: str) -> str:
+    """ "2026-12-02T13" as "12-02 13h"; anything else (an "unknown" hour) as it is."""
+    return f"{hour[5:10]} {hour[11:13]}h" if len(hour) == 13 and hour[10] == "T" else hour
+
+
+def _bars(groups: Sequence[str], series: dict[str, Sequence[float]], y_label: str) -> str:
+    """Grouped vertical bars: one group per name in `groups`, one bar per series in each, scaled to the largest."""
+    width = max(WIDTH, 60 + 56 * len(groups))
+    top_value = max((value for values in series.values() for value in values), default=0.0) or 1.0
+    bottom, top = HEIGHT - MARGIN, MARGIN / 2
+    slot = (width - 1.5 * MARGIN) / max(1, len(groups))
+    bar = min(slot * 0.8 / max(1, len(series)), 40.0)
+    parts = [
+        f'<line x1="{MARGIN}" y1="{bottom}" x2="{width - MARGIN / 2}" y2="{bottom}" stroke="#57606a"/>',
+        f'<line x1="{MARGIN}" y1="{top}" x2="{MARGIN}" y2="{bottom}" stroke="#57606a"/>',
+        _text(12, HEIGHT / 2, y_label, transform=f"rotate(-90 12 {HEIGHT / 2})"),
+        _text(MARGIN - 4, bottom + 4, "0", anchor="end", size=10),
+        _text(MARGIN - 4, top + 4, f"{top_value:.3g}", anchor="end", size=10),
+    ]
+    for index, name in enumerate(groups):
+        x = MARGIN + slot * index + slot * 0.1
+        parts.append(_text(x + slot * 0.4, bottom + 14, name, size=9))
+        for number, values in enumerate(series.values()):
+            height = values[index] / top_value * (bottom - top)
+            colour = COLOURS[number % len(COLOURS)]
+            parts.append(
+                f'<rect x="{x + bar * number:.1f}" y="{bottom - height:.1f}" width="{bar:.1f}" height="{height:.1f}" '
+                f'fill="{colour}"><title>{escape(name)}: {values[index]:.4g}</title></rect>'
+            )
+    for number, name in enumerate(series):
+        parts.append(_text(width - MARGIN, top + 14 * (number + 1), name, anchor="end", size=11, fill=COLOURS[number]))
+    return f'<svg width="{width}" height="{HEIGHT}" viewBox="0 0 {width} {HEIGHT}" role="img">{"".join(parts)}</svg>'

@@ -26,7 +26,7 @@ from sentiment.data.channels import read_channel
 from sentiment.data.splits import carve_validation
 from sentiment.data.table import ReviewTable
 from sentiment.errors import DataError, SentimentError
-from sentiment.evaluation import evaluate, model_card, render_card, summary, write_evaluation
+from sentiment.evaluation import card_traffic, evaluate, model_card, render_card, summary, write_evaluation
 from sentiment.files import read_json, write_bytes_atomic, write_json_atomic
 from sentiment.hyperparameters import HyperparameterError, Hyperparameters, describe, parse_hyperparameters
 from sentiment.training import fit, job_fingerprint
@@ -74,7 +74,9 @@ def run(hp: Hyperparameters, paths: TrainingPaths) -> None:
         write_evaluation(
             paths.output_data, "Test evaluation", test_metrics, result.history, {"model": hp.model, "preset": hp.preset}
         )
-    card = model_card(hp, channels, result.timings, result.validation, seconds, test_metrics)
+    # The validation reviews stand for new traffic: held out like it, unlike train, whose words the vocabulary holds.
+    traffic = card_traffic(result.predictor, validation, "validation")
+    card = model_card(hp, channels, result.timings, result.validation, seconds, test_metrics, traffic)
     paths.model.mkdir(parents=True, exist_ok=True)
     write_json_atomic(
         paths.model / "metrics.json",
