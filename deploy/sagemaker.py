@@ -29,7 +29,7 @@ SageMaker's serverless limits before any request; `deploy --capture` captures re
 keeps the endpoint's serverless config and data capture.
 `autoscale` registers the endpoint's variant with Application Auto Scaling and tracks a target of
 invocations per instance per minute, by default derived from the serving benchmark's measured
-throughput (benchmarks/results/serve.json) times a safety factor; `--explain` prints the derivation.
+throughput (benchmarks/results/serve-avx2.json, float32) times a safety factor; `--explain` prints the derivation.
 """
 
 from __future__ import annotations
@@ -74,7 +74,9 @@ VARIANT = "AllTraffic"  # the one production variant deploy makes
 # Autoscaling: Application Auto Scaling's names for a SageMaker variant's instance count and its load metric.
 SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 INVOCATIONS_METRIC = "SageMakerVariantInvocationsPerInstance"  # invocations per instance per MINUTE
-SERVE_RESULTS = REPOSITORY / "benchmarks" / "results" / "serve.json"
+# The float32 figures (AVX2): ml.m5.large, deploy's default, and most CPU instances have no bfloat16, and
+# serve.json's bfloat16 figures would overstate them 2x; on ml.c7i/m7i (AMX) --benchmark serve.json applies.
+SERVE_RESULTS = REPOSITORY / "benchmarks" / "results" / "serve-avx2.json"
 THROUGHPUT_CASE = "batching on"  # the server as deployed (micro-batching on), one review per request
 # SageMaker's load-testing guide: target = the highest sustained requests/s of one instance x 0.5 x 60.
 # Half leaves room for a slower CPU than the benchmark's and for the minutes a scale-out takes.

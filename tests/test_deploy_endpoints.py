@@ -41,7 +41,7 @@ from tests.test_deploy_sagemaker import (
 )
 from tests.test_training import SMALL, made_up
 
-SERVE_RESULTS = REPOSITORY / "benchmarks" / "results" / "serve.json"
+SERVE_RESULTS = REPOSITORY / "benchmarks" / "results" / "serve-avx2.json"  # autoscale's default: float32
 CHANGES = ("Create", "Update", "Delete", "Put", "Register", "Deregister")
 
 
