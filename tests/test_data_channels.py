@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sentiment.data.channels import read_channel, write_channel, write_channels
+from sentiment.data.channels import ChannelPart, read_channel, write_channel, write_channels
 from sentiment.data.table import ReviewTable
 from sentiment.errors import DataError
 
@@ -163,3 +163,26 @@ def test_missing_or_unknown_channels_are_refused(tmp_path: Path) -> None:
         read_channel(tmp_path, "train")
     with pytest.raises(ValueError, match="unknown channel 'training'"):
         read_channel(tmp_path, "training")
+
+
+def test_the_parts_of_a_channel_in_order_are_the_channel(tmp_path: Path) -> None:
+    for number in range(3):
+        rows = ReviewTable.from_columns(
+            text=[f"review {number}-{i}" for i in range(4)], label=[i % 2 for i in range(4)]
+        )
+        write_channel(rows, tmp_path, f"train-{number}")
+    whole = read_channel(tmp_path, "train")
+    by_records = [read_channel(tmp_path, "train", part=ChannelPart(i, 5, "records")) for i in range(5)]
+    assert [len(part) for part in by_records] == [2, 2, 3, 2, 3]
+    assert [text for part in by_records for text in part.text] == whole.text
+    by_files = [read_channel(tmp_path, "train", part=ChannelPart(i, 2, "files")) for i in range(2)]
+    assert [len(part) for part in by_files] == [8, 4]  # files 0 and 2, then file 1
+    assert sorted(text for part in by_files for text in part.text) == sorted(whole.text)
+
+
+def test_a_sharded_channel_with_fewer_files_than_ranks_is_refused(tmp_path: Path, table: ReviewTable) -> None:
+    write_channel(table, tmp_path, "train")
+    with pytest.raises(DataError, match=r"1 file\(s\) for 2 ranks.*--shards"):
+        read_channel(tmp_path, "train", part=ChannelPart(1, 2, "files"))
+    with pytest.raises(DataError, match="cannot give each of 3 ranks one"):
+        read_channel(tmp_path, "train", part=ChannelPart(0, 3, "records"))

@@ -12,6 +12,10 @@ holding any mix of, read in name order (files whose names start with "." are ski
 
 A label is 1, 0, "positive", "negative", "pos" or "neg". Every bad record is a `DataError` naming the
 file and line.
+
+A rank of a job on several instances reads its `ChannelPart`: whole files (what SageMaker's
+`ShardedByS3Key` hands each host, dealt further to the host's ranks) or a block of the records (a
+`FullyReplicated` channel, which every host holds whole). The parts, in rank order, are the channel.
 """
 
 from __future__ import annotations
@@ -22,8 +26,11 @@ import io
 import json
 import zlib
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+import numpy as np
 
 from sentiment.data.cache import load_imdb
 from sentiment.data.table import NEGATIVE, POSITIVE, UNLABELED, ReviewTable
@@ -46,17 +53,56 @@ _COLUMNS = ("id", "label", "rating", "movie", "text")
 _MAX_CSV_FIELD = 16 * 1024 * 1024  # the csv module's default (128 KiB) would reject a long review
 
 
-def read_channel(directory: Path, channel: str, cache_dir: Path | None = None) -> ReviewTable:
-    """Every review in a channel folder; `cache_dir` keeps columnar copies of aclImdb sources."""
+@dataclass(frozen=True)
+class ChannelPart:
+    """Part `index` of `count` of a channel: every `count`-th file from the `index`-th (by="files") or
+    the `index`-th of `count` consecutive blocks of its records (by="records")."""
+
+    index: int = 0
+    count: int = 1
+    by: Literal["files", "records"] = "records"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"part {self.index} of {self.count} does not exist")
+
+    def block(self, records: int) -> range:
+        """The records of this part among `records`: consecutive, as even as whole records allow."""
+        return range(records * self.index // self.count, records * (self.index + 1) // self.count)
+
+
+WHOLE = ChannelPart()
+
+
+def read_channel(
+    directory: Path, channel: str, cache_dir: Path | None = None, part: ChannelPart = WHOLE
+) -> ReviewTable:
+    """The reviews of a channel folder (`part` of them); `cache_dir` keeps columnar copies of aclImdb sources."""
     if channel not in CHANNELS:
         raise ValueError(f"unknown channel {channel!r}; channels are {', '.join(CHANNELS)}")
     directory = Path(directory)
     if not directory.is_dir():
         raise DataError(f"channel {channel!r}: {directory} is not a folder")
-    tables = [_read_source(path, channel, cache_dir) for path in _channel_sources(directory)]
+    sources = list(_channel_sources(directory))
+    if part.by == "files" and part.count > 1:
+        if len(sources) < part.count:
+            raise DataError(
+                f"channel {channel!r}: {directory} holds {len(sources)} file(s) for {part.count} ranks: a sharded "
+                f"channel is dealt in whole files, so write it as at least {part.count} files per host "
+                "(deploy/prepare_data.py --shards)"
+            )
+        sources = sources[part.index :: part.count]
+    tables = [_read_source(path, channel, cache_dir) for path in sources]
     table = ReviewTable.concat(tables) if tables else None
     if table is None or len(table) == 0:
         raise DataError(f"channel {channel!r}: {directory} holds no reviews (accepted: {_ACCEPTED})")
+    if part.by == "records" and part.count > 1:
+        block = part.block(len(table))
+        if not block:
+            raise DataError(
+                f"channel {channel!r}: {len(table)} review(s) in {directory} cannot give each of {part.count} ranks one"
+            )
+        table = table.take(np.arange(block.start, block.stop))
     return table
 
 
