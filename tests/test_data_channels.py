@@ -87,12 +87,15 @@ def test_an_imdb_archive_or_folder_is_a_channel(
 def test_write_channels_replaces_an_earlier_set_whole_and_writes_a_manifest(tmp_path: Path, table: ReviewTable) -> None:
     write_channels({"train": table, "unlabeled": table}, tmp_path / "channels", "jsonl")
     paths = write_channels({"train": table, "test": table}, tmp_path / "channels", "jsonl", details={"seed": 7})
-    assert paths == {"train": tmp_path / "channels/train/train.jsonl", "test": tmp_path / "channels/test/test.jsonl"}
+    assert paths == {
+        "train": [tmp_path / "channels/train/train.jsonl"],
+        "test": [tmp_path / "channels/test/test.jsonl"],
+    }
     assert sorted(p.name for p in (tmp_path / "channels").iterdir()) == ["channels.json", "test", "train"]
     manifest = json.loads((tmp_path / "channels" / "channels.json").read_text())
     assert manifest["seed"] == 7
     assert manifest["channels"]["train"]["reviews"] == 2
-    assert manifest["channels"]["train"]["sha256"] == hashlib.sha256(paths["train"].read_bytes()).hexdigest()
+    assert manifest["channels"]["train"]["sha256"] == hashlib.sha256(paths["train"][0].read_bytes()).hexdigest()
 
 
 def test_write_channels_refuses_a_folder_it_did_not_write(tmp_path: Path, table: ReviewTable) -> None:
@@ -186,3 +189,18 @@ def test_a_sharded_channel_with_fewer_files_than_ranks_is_refused(tmp_path: Path
         read_channel(tmp_path, "train", part=ChannelPart(1, 2, "files"))
     with pytest.raises(DataError, match="cannot give each of 3 ranks one"):
         read_channel(tmp_path, "train", part=ChannelPart(0, 3, "records"))
+
+
+def test_a_channel_written_as_shards_reads_back_whole_and_the_manifest_lists_each_file(tmp_path: Path) -> None:
+    table = ReviewTable.from_columns(text=[f"review {i}" for i in range(7)], label=[i % 2 for i in range(7)])
+    paths = write_channels({"train": table}, tmp_path / "channels", "jsonl", shards=3)
+    assert [path.name for path in paths["train"]] == [f"train-0000{i}-of-00003.jsonl" for i in range(3)]
+    assert read_channel(tmp_path / "channels" / "train", "train").text == table.text
+    entry = json.loads((tmp_path / "channels" / "channels.json").read_text())["channels"]["train"]
+    assert entry["reviews"] == 7 and [item["file"] for item in entry["files"]] == [
+        f"train/{path.name}" for path in paths["train"]
+    ]
+    assert entry["files"][0]["sha256"] == hashlib.sha256(paths["train"][0].read_bytes()).hexdigest()
+    with pytest.raises(DataError, match="7 review\\(s\\) cannot make 8 shards"):
+        write_channels({"train": table}, tmp_path / "channels", "jsonl", shards=8)
+    assert read_channel(tmp_path / "channels" / "train", "train").text == table.text  # the earlier set stays

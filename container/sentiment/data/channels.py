@@ -122,6 +122,29 @@ def write_channel(table: ReviewTable, directory: Path, channel: str, format: Cha
     if format not in CHANNEL_FORMATS:
         raise ValueError(f"unknown channel format {format!r}; formats are {', '.join(CHANNEL_FORMATS)}")
     path = Path(directory) / f"{channel}.{format}"
+    _write_rows(table, path, format)
+    return path
+
+
+def write_shards(
+    table: ReviewTable, directory: Path, channel: str, format: ChannelFormat = "jsonl", shards: int = 1
+) -> list[Path]:
+    """`table` as one file (`write_channel`) or as `shards` files `<channel>-00000-of-0000K.<format>` of
+    consecutive reviews, which read in name order give the channel back; each a ShardedByS3Key host can take."""
+    if shards == 1:
+        return [write_channel(table, directory, channel, format)]
+    if not 1 < shards <= len(table):
+        raise DataError(f"channel {channel!r}: {len(table):,} review(s) cannot make {shards} shards of one or more")
+    paths = []
+    for index in range(shards):
+        block = ChannelPart(index, shards).block(len(table))
+        path = Path(directory) / f"{channel}-{index:05d}-of-{shards:05d}.{format}"
+        _write_rows(table.take(np.arange(block.start, block.stop)), path, format)
+        paths.append(path)
+    return paths
+
+
+def _write_rows(table: ReviewTable, path: Path, format: ChannelFormat) -> None:
     rows = zip(table.id, table.label.tolist(), table.rating.tolist(), table.movie, table.text, strict=True)
     with atomic_writer(path, "w") as handle:
         if format == "jsonl":
@@ -137,7 +160,6 @@ def write_channel(table: ReviewTable, directory: Path, channel: str, format: Cha
             writer = csv.writer(handle)
             writer.writerow(_COLUMNS)
             writer.writerows((i, "" if label == UNLABELED else label, r, m, t) for i, label, r, m, t in rows)
-    return path
 
 
 MANIFEST = "channels.json"
@@ -149,9 +171,10 @@ def write_channels(
     directory: Path,
     format: ChannelFormat = "jsonl",
     details: dict[str, Any] | None = None,
-) -> dict[str, Path]:
-    """Write each channel to `<directory>/<channel>/<channel>.<format>` plus a `channels.json`
-    manifest (files, counts, sha256, `details`), replacing an earlier set in `directory` whole.
+    shards: int = 1,
+) -> dict[str, list[Path]]:
+    """Write each channel to `<directory>/<channel>/<channel>.<format>` (or as `shards` files: `write_shards`)
+    plus a `channels.json` manifest (files, counts, sha256, `details`), replacing an earlier set in `directory` whole.
 
     The folder appears only once every channel is written: an interrupted run leaves the previous
     complete set (or none), never a mix. A non-empty folder without a manifest is not a channel
@@ -160,23 +183,22 @@ def write_channels(
     directory = Path(directory).resolve()
     check_replaceable(directory)
     with atomic_directory(directory) as staging:
-        staged = {name: write_channel(table, staging / name, name, format) for name, table in tables.items()}
+        staged = {name: write_shards(table, staging / name, name, format, shards) for name, table in tables.items()}
         manifest = {
             "format": MANIFEST_FORMAT,
             "version": 1,
             **(details or {}),
-            "channels": {
-                name: {
-                    "file": f"{name}/{path.name}",
-                    "reviews": len(tables[name]),
-                    "labels": tables[name].label_counts(),
-                    "sha256": file_digest(path),
-                }
-                for name, path in staged.items()
-            },
+            "channels": {name: _manifest_entry(name, tables[name], paths) for name, paths in staged.items()},
         }
         write_json_atomic(staging / MANIFEST, manifest)
-    return {name: directory / name / path.name for name, path in staged.items()}
+    return {name: [directory / name / path.name for path in paths] for name, paths in staged.items()}
+
+
+def _manifest_entry(name: str, table: ReviewTable, paths: list[Path]) -> dict[str, Any]:
+    entry: dict[str, Any] = {"reviews": len(table), "labels": table.label_counts()}
+    if len(paths) == 1:
+        return {"file": f"{name}/{paths[0].name}", **entry, "sha256": file_digest(paths[0])}
+    return {"files": [{"file": f"{name}/{path.name}", "sha256": file_digest(path)} for path in paths], **entry}
 
 
 def check_replaceable(directory: Path) -> None:
