@@ -137,7 +137,10 @@ def train_rank(job: Job, local_rank: int) -> int:
     rendezvous = job.rendezvous(local_rank)
     group = Group(rendezvous)
     if rendezvous.world_size > 1:
-        print(f"rank {rendezvous.rank} of {rendezvous.world_size} on {rendezvous.host}; master {rendezvous.hosts[0]}")
+        print(
+            f"rank {rendezvous.rank} of {rendezvous.world_size} on {rendezvous.host}; master {rendezvous.hosts[0]}",
+            flush=True,
+        )
     try:
         if rendezvous.world_size > 1:
             _use_network_interface(job.cluster.network_interface)
