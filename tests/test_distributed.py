@@ -55,6 +55,17 @@ def _fails(host_rank: int, port: int, out: str) -> None:
         Path(out, "0.txt").write_text(str(error))
 
 
+def _master_fails(host_rank: int, port: int, out: str) -> None:
+    group = start(Rendezvous(hosts=HOSTS, host_rank=host_rank, master_port=port))
+    if host_rank == 0:
+        group.publish_failure("DataError: channel 'test': no reviews")  # returns once rank 1 has read it
+        os._exit(1)
+    try:
+        group.gather("waits for rank 0")
+    except RankFailure as error:
+        Path(out, "1.txt").write_text(str(error))
+
+
 def _killed(host_rank: int, port: int, out: str) -> None:
     group = start(Rendezvous(hosts=HOSTS, host_rank=host_rank, master_port=port))
     group.barrier()
@@ -101,3 +112,8 @@ def test_two_ranks_sum_gather_broadcast_and_agree(tmp_path: Path) -> None:
 def test_a_rank_that_fails_or_dies_is_named_by_its_peer(tmp_path: Path, target: object, reason: str) -> None:
     run_two_ranks(target, tmp_path)
     assert (tmp_path / "0.txt").read_text().startswith(reason)
+
+
+def test_a_failing_master_keeps_the_store_up_until_its_peer_has_read_why(tmp_path: Path) -> None:
+    run_two_ranks(_master_fails, tmp_path)
+    assert (tmp_path / "1.txt").read_text() == "algo-1 (rank 0 of 2) failed: DataError: channel 'test': no reviews"

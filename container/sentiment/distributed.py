@@ -32,6 +32,8 @@ from sentiment.errors import SentimentError
 T = TypeVar("T")
 
 TIMEOUT = timedelta(minutes=30)  # torch's default: long enough for a slow host to read its channels
+# How long a failing master keeps the rendezvous store up for its peers to read why: the store lives in its process.
+FAILURE_GRACE = timedelta(seconds=30)
 
 
 class RankFailure(SentimentError):
@@ -152,17 +154,27 @@ class Group:
     # -- failures -----------------------------------------------------------------------------------
 
     def publish_failure(self, reason: str) -> None:
-        """Leave this rank's reason where its peers look for it when their collectives break."""
+        """Leave this rank's reason where its peers look for it when their collectives break. The master,
+        whose process holds the store, then breaks its connections at once and waits (at most FAILURE_GRACE)
+        until every peer has read it."""
         if self._store is None:
             return
         with contextlib.suppress(RuntimeError):  # the master (and its store) is gone already: nothing to tell
             self._store.set(f"failure/{self.rank}", reason)
+        if self.is_master and dist.is_initialized():
+            dist.destroy_process_group()  # the peers' collectives fail now, not at their timeout
+            with contextlib.suppress(RuntimeError):  # DistStoreError on the timeout: a peer that never looked
+                self._store.wait([f"read/{rank}" for rank in range(1, self.world_size)], FAILURE_GRACE)
 
     def failure_reason(self, error: BaseException) -> str:
         """Why the job failed when `error` broke a collective: a peer's published reason, else which
         peer stopped answering (the host whose address the error names, or that no longer resolves)."""
-        for rank in range(self.world_size):
-            if rank != self.rank and (reason := self._published(rank)) is not None:
+        published = {rank: self._published(rank) for rank in range(self.world_size) if rank != self.rank}
+        if self._store is not None:
+            with contextlib.suppress(RuntimeError):  # tell a failing master it may go
+                self._store.set(f"read/{self.rank}", "1")
+        for rank, reason in published.items():
+            if reason is not None:
                 return f"{self.describe(rank)} failed: {reason}"
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         return f"{self._lost_peers(str(error))} stopped during training ({first_line[:300]})"

@@ -309,8 +309,9 @@ def _fail_rank(paths: TrainingPaths, group: Group, reason: str) -> int:
     """This rank's own failure: on several ranks, named by its host and left for its peers to report."""
     if not group.distributed:
         return _fail(paths, reason)
-    group.publish_failure(reason)
-    return _fail(paths, f"{group.describe()} failed: {reason}")
+    code = _fail(paths, f"{group.describe()} failed: {reason}")
+    group.publish_failure(reason)  # after the file: a failing master waits here for its peers to read it
+    return code
 
 
 def _fail(paths: TrainingPaths, reason: str) -> int:
