@@ -9,7 +9,7 @@ SHARED_ARCHIVE := ../shared/data/aclImdb_v1.tar.gz
 # The shared copy of the dataset when it is there, else the official download.
 SOURCE ?= $(if $(wildcard $(SHARED_ARCHIVE)),$(SHARED_ARCHIVE),https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz)
 
-.PHONY: run serve data test lint format bench-preprocess bench-accuracy bench-serve bench-serve-avx2 bench-hostile bench-short bundled-model image image-cuda clean
+.PHONY: run serve data test lint format bench-preprocess bench-accuracy bench-serve bench-serve-avx2 bench-hostile bench-short bench-distributed bundled-model image image-cuda clean
 
 # The visitor's whole path on http://127.0.0.1:8080: the page at /, POST /predict through the Lambda relay
 # to `serve` with the bundled model (local_test/run_stack.sh; Ctrl+C stops it all).
@@ -45,6 +45,10 @@ bench-accuracy: data
 # Hostile and careless clients (about 5 min, one core): limits, memory, slow clients; needs nginx for its main rows.
 bench-hostile: $(VENV)/.installed
 	$(BIN)/python benchmarks/hostile.py
+
+# One rank x 2 cores vs two ranks x 1 core (about 10 min, reduced configuration), communication, projection to N hosts.
+bench-distributed: data
+	$(BIN)/python benchmarks/distributed.py
 
 # Short reviews like those typed into the page (about 1 min): `MODELS="--model DIR ..."` compares others.
 bench-short: data

@@ -10,6 +10,11 @@ aclImdb .tar.gz, or an extracted aclImdb/ folder. Channels land in `--output` as
 `--bucket`, the folder is mirrored to `s3://<bucket>/<prefix>/`: files already there with the same
 sha256 are skipped (a rerun after an interruption uploads only what is missing), objects of an earlier
 set that this one lacks are deleted, and the manifest `channels.json` is uploaded last.
+
+`--shards K` writes each channel as K files of consecutive reviews (`<channel>-00000-of-0000K.jsonl`, ...):
+SageMaker hands whole files to instances, in a training job whose channels are `ShardedByS3Key`
+(`deploy/sagemaker.py train --instance-count N --distribution sharded`, K >= N) and in a Batch
+Transform on several instances (`deploy/sagemaker.py batch --input .../test/ --instance-count N`).
 """
 
 from __future__ import annotations
@@ -74,6 +79,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--no-unlabeled", action="store_true", help="leave out the 50,000 unlabeled reviews")
     parser.add_argument(
+        "--shards",
+        type=int,
+        default=1,
+        help="files per channel, for jobs on several instances (SageMaker deals whole files) (default: %(default)s)",
+    )
+    parser.add_argument(
         "--bucket", help="S3 bucket to upload the channels to (created if missing); no upload without it"
     )
     parser.add_argument("--prefix", default="imdb-sentiment/data", help="S3 key prefix (default: %(default)s)")
@@ -82,6 +93,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not 0.0 < args.validation_fraction < 1.0:
         parser.error("--validation-fraction must be between 0 and 1")
+    if args.shards < 1:
+        parser.error(f"--shards must be 1 or more, not {args.shards}")
     args.prefix = args.prefix.strip("/")
     args.output = (args.output or args.work_dir / "channels").resolve()
     if args.md5 is None and args.source.replace("http://", "https://", 1) == IMDB_URL:
@@ -129,9 +142,15 @@ def write_local_channels(args: argparse.Namespace, source: Path) -> Path:
     output = args.output
     started = time.perf_counter()
     details = {"source": str(args.source), "validation_fraction": args.validation_fraction, "seed": args.seed}
-    paths = write_channels(tables, output, args.format, details)
-    total = sum(path.stat().st_size for path in paths.values())
-    print(f"write:    {len(paths)} channels, {total / 1e6:.0f} MB in {output} ({time.perf_counter() - started:.1f} s)")
+    if args.shards > 1:
+        details["shards"] = args.shards
+    paths = write_channels(tables, output, args.format, details, args.shards)
+    total = sum(path.stat().st_size for files in paths.values() for path in files)
+    shards = f" as {args.shards} files each" if args.shards > 1 else ""
+    print(
+        f"write:    {len(paths)} channels{shards}, {total / 1e6:.0f} MB in {output} "
+        f"({time.perf_counter() - started:.1f} s)"
+    )
     return output
 
 

@@ -11,6 +11,10 @@
     python deploy/sagemaker.py autoscale --min 1 --max 4 [--target INVOCATIONS] [--explain]
     python deploy/sagemaker.py teardown
 
+`train --instance-count N` trains one model on N hosts (`--distribution sharded`: each host some of the
+files of train and unlabeled, written by `prepare_data.py --shards K`); `batch --instance-count N` scores
+on N hosts, each given whole input files. Both refuse fewer files than instances where files are dealt.
+
 Names come from `--name` (default imdb-sentiment) plus a UTC timestamp where SageMaker wants unique
 ones (training jobs, models, endpoint configs, transform jobs); the endpoint is `--endpoint`, default
 `--name`. Everything created is recorded in `--state` (default build/deploy-state.json, written
@@ -64,6 +68,10 @@ DEFAULT_STATE = REPOSITORY / "build" / "deploy-state.json"
 CHANNELS = ("train", "validation", "test", "unlabeled")
 JSONLINES = "application/jsonlines"
 POLL_SECONDS = 30.0
+# --distribution: S3DataDistributionType of the channels a job fits on (train, unlabeled); validation and
+# test stay whole on every host (training gathers validation, and scores test part by part either way).
+DISTRIBUTIONS = {"replicated": "FullyReplicated", "sharded": "ShardedByS3Key"}
+DISTRIBUTED_CHANNELS = ("train", "unlabeled")
 RESOURCE_KINDS = (
     "training_jobs", "models", "endpoint_configs", "endpoints", "transform_jobs",
     "scalable_targets", "scaling_policies", "alarms",
@@ -130,7 +138,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_image_and_role(train)
     train.add_argument("--data", required=True, help="s3://bucket/prefix holding train/ validation/ test/ unlabeled/")
     train.add_argument("--instance-type", default="ml.g4dn.xlarge", help="(default: %(default)s)")
-    train.add_argument("--instance-count", type=int, default=1, help="(default: %(default)s)")
+    train.add_argument(
+        "--instance-count", type=int, default=1, help="hosts training one model together (default: %(default)s)"
+    )
+    train.add_argument(
+        "--distribution",
+        choices=sorted(DISTRIBUTIONS),
+        default="replicated",
+        help="how train and unlabeled reach the hosts: every host all of it (replicated), or each host some of "
+        "the files (sharded: write them with prepare_data.py --shards K, K >= the instances) (default: %(default)s)",
+    )
     train.add_argument("--hyperparameters", nargs="*", default=[], metavar="KEY=VALUE", help="e.g. model=lstm")
     train.add_argument("--max-run", type=int, default=3 * 3600, help="seconds before SageMaker stops the job")
     train.add_argument("--spot", action="store_true", help="managed spot training (needs --max-wait)")
@@ -222,7 +239,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     batch.add_argument("--input", required=True, help="s3:// prefix of JSON Lines files, e.g. .../data/test/")
     batch.add_argument("--output", required=True, help="s3:// prefix for the .out files")
     batch.add_argument("--instance-type", default="ml.m5.large", help="(default: %(default)s)")
-    batch.add_argument("--instance-count", type=int, default=1, help="(default: %(default)s)")
+    batch.add_argument(
+        "--instance-count",
+        type=int,
+        default=1,
+        help="hosts scoring together; SageMaker gives each whole input files, so write the input as at least "
+        "that many (prepare_data.py --shards K) (default: %(default)s)",
+    )
     batch.add_argument("--job-name", help="the job's name (default: <name>-<timestamp>); an existing one is reused")
     batch.add_argument("--wait", action="store_true", help="wait for the job")
     batch.add_argument("--labels", type=Path, help="JSON Lines with 'label', in the order of the outputs: accuracy")
@@ -241,6 +264,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         for option in ("data", "checkpoint_s3", "output"):
             if getattr(args, option) is not None:
                 split_s3(getattr(args, option), parser, option)
+        if args.distribution == "sharded" and args.instance_count == 1:
+            parser.error("--distribution sharded splits the data among instances: it needs --instance-count 2 or more")
+    if args.command in ("train", "batch") and args.instance_count < 1:
+        parser.error(f"--instance-count must be 1 or more, not {args.instance_count}")
     if args.command in ("deploy", "update"):
         split_s3(args.model_data, parser, "model_data")
     if args.command == "deploy":
@@ -536,6 +563,9 @@ def train(args: argparse.Namespace, aws: Aws, state: State) -> None:
     data = args.data.rstrip("/")
     bucket, _ = split_s3(data, option="data")
     check_bucket(aws, data, "data")
+    if args.distribution == "sharded":
+        for channel in DISTRIBUTED_CHANNELS:
+            check_files_per_instance(aws, f"{data}/{channel}/", args.instance_count, "--distribution sharded")
     name = args.job_name or unique_name(args.name)
     existing = describe(aws.sagemaker.describe_training_job, TrainingJobName=name)
     if existing is not None:
@@ -549,6 +579,11 @@ def train(args: argparse.Namespace, aws: Aws, state: State) -> None:
             + (" (spot)" if args.spot else "")
         )
         print(f"train:    channels {', '.join(CHANNELS)} from {data}/")
+        if args.instance_count > 1:
+            print(
+                f"train:    {args.instance_count} hosts train one model; {' and '.join(DISTRIBUTED_CHANNELS)} "
+                f"{DISTRIBUTIONS[args.distribution]}"
+            )
         print(f"train:    model.tar.gz to {request['OutputDataConfig']['S3OutputPath']}{name}/output/")
     if not args.wait:
         return
@@ -583,7 +618,9 @@ def training_request(args: argparse.Namespace, name: str, data: str, bucket: str
                     "S3DataSource": {
                         "S3DataType": "S3Prefix",
                         "S3Uri": f"{data}/{channel}/",
-                        "S3DataDistributionType": "FullyReplicated",
+                        "S3DataDistributionType": DISTRIBUTIONS[args.distribution]
+                        if channel in DISTRIBUTED_CHANNELS
+                        else "FullyReplicated",
                     }
                 },
                 "ContentType": JSONLINES,
@@ -1193,6 +1230,8 @@ def deregister_scalable_target(aws: Aws, resource: str) -> None:
 def batch(args: argparse.Namespace, aws: Aws, state: State) -> None:
     check_bucket(aws, args.input, "input")
     check_bucket(aws, args.output, "output")
+    if args.instance_count > 1:
+        check_files_per_instance(aws, args.input, args.instance_count, "batch")
     if describe(aws.sagemaker.describe_model, ModelName=args.model) is None:
         raise DeployError(f"--model: no SageMaker model {args.model} (the state file lists the ones deploy made)")
     name = args.job_name or unique_name(args.name)
@@ -1226,6 +1265,19 @@ def batch(args: argparse.Namespace, aws: Aws, state: State) -> None:
     require_status(f"transform job {name}", answer, "TransformJobStatus", "Completed")
     if args.labels is not None:
         report_accuracy(aws, args.output, args.labels)
+
+
+def check_files_per_instance(aws: Aws, prefix: str, instances: int, what: str) -> None:
+    """SageMaker deals whole files to instances (ShardedByS3Key, Batch Transform): refuse fewer files than instances."""
+    bucket, key = split_s3(prefix, option="input")
+    key = key.rstrip("/") + "/" if key.strip("/") else ""
+    pages = aws.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
+    files = sum(1 for page in pages for item in page.get("Contents", []) if not item["Key"].endswith("/"))
+    if files < instances:
+        raise DeployError(
+            f"{what}: {prefix} holds {files} file(s) for {instances} instances, and SageMaker gives each instance "
+            f"whole files: write it as at least {instances} (deploy/prepare_data.py --shards {instances})"
+        )
 
 
 def report_accuracy(aws: Aws, output: str, labels_path: Path) -> None:

@@ -13,8 +13,11 @@ import pytest
 
 from sentiment.artifacts import load_model
 from sentiment.cli.bundle import PROGRAM
-from sentiment.cli.train import main
+from sentiment.cli.train import Job, main, run_ranks_of_host
+from sentiment.contract import Cluster, TrainingPaths
 from sentiment.data.channels import write_channel
+from sentiment.hyperparameters import parse_hyperparameters
+from tests.conftest import free_port
 from tests.test_training import made_up
 
 # SageMaker writes every hyperparameter value as a string.
@@ -179,3 +182,27 @@ def test_help_lists_every_hyperparameter(capsys: pytest.CaptureFixture) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
     assert "embedding_dim" in out and "SAGEMAKER_BASE_DIR" in out
+
+
+def test_pretraining_on_several_hosts_is_refused_before_any_work(environment: Path) -> None:
+    opt_ml(environment, {**HYPERPARAMETERS, "pretrain_epochs": "1"})
+    (environment / "input" / "config" / "resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-2", "hosts": ["algo-1", "algo-2"]})
+    )
+    assert main([]) == 1
+    failure = (environment / "output" / "failure").read_text()
+    assert failure.startswith("Invalid hyperparameters: pretrain_epochs=1: language-model pretraining runs on one rank")
+    assert list((environment / "model").iterdir()) == [] and list((environment / "checkpoints").iterdir()) == []
+
+
+def test_a_host_runs_one_rank_per_device_as_processes_of_its_own(environment: Path) -> None:
+    """What a host with two GPUs does, here with two CPU ranks: spawned ranks share the host's channels."""
+    opt_ml(environment, {**HYPERPARAMETERS, "device": "cpu"}, channels=("train", "validation", "test"))
+    paths = TrainingPaths.from_environment()
+    cluster = Cluster(hosts=("algo-1",), current_host="algo-1", master_address="127.0.0.1", master_port=free_port())
+    job = Job(parse_hyperparameters(["--device", "cpu"], HYPERPARAMETERS), paths, cluster, {}, ranks_per_host=2)
+    assert run_ranks_of_host(job) == 0
+    assert (environment / "model" / "model.json").is_file()
+    assert {path.name for path in (environment / "checkpoints").iterdir()} == {"rank-0-of-2", "rank-1-of-2"}
+    card = json.loads((environment / "model" / "card.json").read_text())
+    assert card["data"]["train"] == {"reviews": 200, "parts": 2, "sha256": card["data"]["train"]["sha256"]}

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
 
 import pytest
 
-from sentiment.contract import FAILURE_REASON_LIMIT, METRIC_DEFINITIONS, ServingSettings, SettingsError, TrainingPaths
+from sentiment.contract import (
+    DEFAULT_MASTER_PORT,
+    FAILURE_REASON_LIMIT,
+    METRIC_DEFINITIONS,
+    Cluster,
+    ClusterError,
+    ServingSettings,
+    SettingsError,
+    TrainingPaths,
+    channel_distributions,
+)
 
 
 def test_default_paths_are_sagemakers() -> None:
@@ -118,3 +129,56 @@ def test_batch_transforms_variables(strategy: str, expected: str) -> None:
 def test_bad_serving_settings_are_refused_by_name(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         ServingSettings.from_environment({name: value})
+
+
+def config_paths(tmp_path: Path, resource_config: object | None = None) -> TrainingPaths:
+    paths = TrainingPaths.from_environment({"SAGEMAKER_BASE_DIR": str(tmp_path)})
+    paths.resource_config.parent.mkdir(parents=True, exist_ok=True)
+    if resource_config is not None:
+        paths.resource_config.write_text(json.dumps(resource_config))
+    return paths
+
+
+def test_the_cluster_is_resourceconfigs_hosts_sorted_with_the_first_as_master(tmp_path: Path) -> None:
+    paths = config_paths(
+        tmp_path, {"current_host": "algo-1", "hosts": ["algo-2", "algo-1"], "network_interface_name": "eth0"}
+    )
+    cluster = Cluster.from_files(paths, {})
+    assert cluster.hosts == ("algo-1", "algo-2") and cluster.host_rank == 0 and cluster.network_interface == "eth0"
+    assert (cluster.master_address, cluster.master_port) == ("algo-1", DEFAULT_MASTER_PORT)
+    moved = Cluster.from_files(paths, {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29999"})
+    assert (moved.master_address, moved.master_port) == ("127.0.0.1", 29999)
+
+
+def test_without_resourceconfig_the_job_is_this_machine_alone(tmp_path: Path) -> None:
+    cluster = Cluster.from_files(config_paths(tmp_path), {})
+    assert len(cluster.hosts) == 1 and cluster.host_rank == 0
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"current_host": "algo-3", "hosts": ["algo-1", "algo-2"]}, "'current_host' 'algo-3' is not one of the hosts"),
+        ({"current_host": "algo-1", "hosts": ["algo-1", "algo-1"]}, "names a host twice"),
+        ({"current_host": "algo-1", "hosts": []}, "'hosts' must be a non-empty list"),
+        ({"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": 3}, "network_interface_name"),
+        ([], "'hosts' must be a non-empty list"),
+    ],
+)
+def test_a_resourceconfig_that_describes_no_usable_cluster_is_refused(
+    tmp_path: Path, document: object, message: str
+) -> None:
+    with pytest.raises(ClusterError, match=re.escape(message)):
+        Cluster.from_files(config_paths(tmp_path, document), {})
+
+
+def test_each_channels_distribution_defaults_to_fully_replicated(tmp_path: Path) -> None:
+    path = tmp_path / "inputdataconfig.json"
+    assert channel_distributions(path) == {}
+    path.write_text(
+        json.dumps({"train": {"S3DistributionType": "ShardedByS3Key"}, "test": {"TrainingInputMode": "File"}})
+    )
+    assert channel_distributions(path) == {"train": "ShardedByS3Key", "test": "FullyReplicated"}
+    path.write_text(json.dumps({"train": {"S3DistributionType": "Sharded"}}))
+    with pytest.raises(ClusterError, match="S3DistributionType must be one of FullyReplicated, ShardedByS3Key"):
+        channel_distributions(path)

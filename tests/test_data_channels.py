@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sentiment.data.channels import read_channel, write_channel, write_channels
+from sentiment.data.channels import ChannelPart, read_channel, write_channel, write_channels
 from sentiment.data.table import ReviewTable
 from sentiment.errors import DataError
 
@@ -87,12 +87,15 @@ def test_an_imdb_archive_or_folder_is_a_channel(
 def test_write_channels_replaces_an_earlier_set_whole_and_writes_a_manifest(tmp_path: Path, table: ReviewTable) -> None:
     write_channels({"train": table, "unlabeled": table}, tmp_path / "channels", "jsonl")
     paths = write_channels({"train": table, "test": table}, tmp_path / "channels", "jsonl", details={"seed": 7})
-    assert paths == {"train": tmp_path / "channels/train/train.jsonl", "test": tmp_path / "channels/test/test.jsonl"}
+    assert paths == {
+        "train": [tmp_path / "channels/train/train.jsonl"],
+        "test": [tmp_path / "channels/test/test.jsonl"],
+    }
     assert sorted(p.name for p in (tmp_path / "channels").iterdir()) == ["channels.json", "test", "train"]
     manifest = json.loads((tmp_path / "channels" / "channels.json").read_text())
     assert manifest["seed"] == 7
     assert manifest["channels"]["train"]["reviews"] == 2
-    assert manifest["channels"]["train"]["sha256"] == hashlib.sha256(paths["train"].read_bytes()).hexdigest()
+    assert manifest["channels"]["train"]["sha256"] == hashlib.sha256(paths["train"][0].read_bytes()).hexdigest()
 
 
 def test_write_channels_refuses_a_folder_it_did_not_write(tmp_path: Path, table: ReviewTable) -> None:
@@ -163,3 +166,41 @@ def test_missing_or_unknown_channels_are_refused(tmp_path: Path) -> None:
         read_channel(tmp_path, "train")
     with pytest.raises(ValueError, match="unknown channel 'training'"):
         read_channel(tmp_path, "training")
+
+
+def test_the_parts_of_a_channel_in_order_are_the_channel(tmp_path: Path) -> None:
+    for number in range(3):
+        rows = ReviewTable.from_columns(
+            text=[f"review {number}-{i}" for i in range(4)], label=[i % 2 for i in range(4)]
+        )
+        write_channel(rows, tmp_path, f"train-{number}")
+    whole = read_channel(tmp_path, "train")
+    by_records = [read_channel(tmp_path, "train", part=ChannelPart(i, 5, "records")) for i in range(5)]
+    assert [len(part) for part in by_records] == [2, 2, 3, 2, 3]
+    assert [text for part in by_records for text in part.text] == whole.text
+    by_files = [read_channel(tmp_path, "train", part=ChannelPart(i, 2, "files")) for i in range(2)]
+    assert [len(part) for part in by_files] == [8, 4]  # files 0 and 2, then file 1
+    assert sorted(text for part in by_files for text in part.text) == sorted(whole.text)
+
+
+def test_a_sharded_channel_with_fewer_files_than_ranks_is_refused(tmp_path: Path, table: ReviewTable) -> None:
+    write_channel(table, tmp_path, "train")
+    with pytest.raises(DataError, match=r"1 file\(s\) for 2 ranks.*--shards"):
+        read_channel(tmp_path, "train", part=ChannelPart(1, 2, "files"))
+    with pytest.raises(DataError, match="cannot give each of 3 ranks one"):
+        read_channel(tmp_path, "train", part=ChannelPart(0, 3, "records"))
+
+
+def test_a_channel_written_as_shards_reads_back_whole_and_the_manifest_lists_each_file(tmp_path: Path) -> None:
+    table = ReviewTable.from_columns(text=[f"review {i}" for i in range(7)], label=[i % 2 for i in range(7)])
+    paths = write_channels({"train": table}, tmp_path / "channels", "jsonl", shards=3)
+    assert [path.name for path in paths["train"]] == [f"train-0000{i}-of-00003.jsonl" for i in range(3)]
+    assert read_channel(tmp_path / "channels" / "train", "train").text == table.text
+    entry = json.loads((tmp_path / "channels" / "channels.json").read_text())["channels"]["train"]
+    assert entry["reviews"] == 7 and [item["file"] for item in entry["files"]] == [
+        f"train/{path.name}" for path in paths["train"]
+    ]
+    assert entry["files"][0]["sha256"] == hashlib.sha256(paths["train"][0].read_bytes()).hexdigest()
+    with pytest.raises(DataError, match="7 review\\(s\\) cannot make 8 shards"):
+        write_channels({"train": table}, tmp_path / "channels", "jsonl", shards=8)
+    assert read_channel(tmp_path / "channels" / "train", "train").text == table.text  # the earlier set stays

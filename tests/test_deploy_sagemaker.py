@@ -575,6 +575,14 @@ def test_teardown_without_a_state_file_deletes_nothing(cloud: Cloud) -> None:
         (["deploy", *deploy_args("https://example.com/model.tar.gz")], "--model-data must be an s3://bucket/... URI"),
         (["batch", "--model", "m", "--input", "s3://b/in/", "--output", "s3:///out"], "--output must be an s3://"),
         (
+            ["train", "--image", IMAGE, "--role", ROLE, "--data", "s3://b/d", "--distribution", "sharded"],
+            "--distribution sharded splits the data among instances: it needs --instance-count 2 or more",
+        ),
+        (
+            ["batch", "--model", "m", "--input", "s3://b/in/", "--output", "s3://b/o/", "--instance-count", "0"],
+            "--instance-count must be 1 or more, not 0",
+        ),
+        (
             ["batch", "--model", "m", "--input", "s3://b/in/", "--output", "s3://b/o/", "--labels", "l"],
             "--labels needs",
         ),
@@ -637,3 +645,52 @@ def test_no_credentials_is_a_clear_error(tmp_path: Path, moto_server: str) -> No
     assert result.stderr.startswith("error: no AWS credentials")
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "state.json").exists()
+
+
+# ---------------------------------------------------------------------------------------------- several instances
+
+
+def test_train_on_several_instances_shards_train_and_unlabeled_when_asked(cloud: Cloud) -> None:
+    for channel in ("train", "unlabeled"):
+        for shard in range(2):
+            cloud.put(f"data/{channel}/{channel}-0000{shard}-of-00002.jsonl", b'{"text": "x", "label": 1}\n')
+    job = f"{cloud.name}-job"
+    args = ["--image", IMAGE, "--role", ROLE, "--data", f"s3://{cloud.bucket}/data", "--job-name", job]
+    result = cloud.run("train", *args, "--instance-count", "2", "--distribution", "sharded")
+    assert result.code == 0, result.err
+    assert "train:    2 hosts train one model; train and unlabeled ShardedByS3Key" in result.out
+    described = cloud.sagemaker.describe_training_job(TrainingJobName=job)
+    assert described["ResourceConfig"]["InstanceCount"] == 2
+    kinds = {
+        channel["ChannelName"]: channel["DataSource"]["S3DataSource"]["S3DataDistributionType"]
+        for channel in described["InputDataConfig"]
+    }
+    assert kinds == {
+        "train": "ShardedByS3Key",
+        "validation": "FullyReplicated",
+        "test": "FullyReplicated",
+        "unlabeled": "ShardedByS3Key",
+    }
+
+    cloud.calls.clear()
+    three = cloud.run("train", *args, "--job-name", f"{job}-3", "--instance-count", "3", "--distribution", "sharded")
+    assert three.code == 1
+    assert three.err == (
+        f"error: --distribution sharded: s3://{cloud.bucket}/data/train/ holds 2 file(s) for 3 instances, and "
+        "SageMaker gives each instance whole files: write it as at least 3 (deploy/prepare_data.py --shards 3)\n"
+    )
+    assert cloud.created() == []
+
+
+def test_batch_on_several_instances_needs_a_file_for_each(cloud: Cloud) -> None:
+    cloud.sagemaker.create_model(ModelName=cloud.name, PrimaryContainer={"Image": IMAGE}, ExecutionRoleArn=ROLE)
+    cloud.put("data/test/test-00000-of-00002.jsonl", b'{"text": "fine"}\n')
+    args = ["--model", cloud.name, "--input", f"s3://{cloud.bucket}/data/test/", "--output", f"s3://{cloud.bucket}/o/"]
+    refused = cloud.run("batch", *args, "--instance-count", "2", "--job-name", f"{cloud.name}-a")
+    assert refused.code == 1 and "holds 1 file(s) for 2 instances" in refused.err
+    assert cloud.created() == []
+    cloud.put("data/test/test-00001-of-00002.jsonl", b'{"text": "awful"}\n')
+    started = cloud.run("batch", *args, "--instance-count", "2", "--job-name", f"{cloud.name}-b")
+    assert started.code == 0, started.err
+    described = cloud.sagemaker.describe_transform_job(TransformJobName=f"{cloud.name}-b")
+    assert described["TransformResources"] == {"InstanceType": "ml.m5.large", "InstanceCount": 2}

@@ -11,12 +11,14 @@ from sentiment.models.linear import (
     ID_BITS,
     MAX_N,
     NEGATED,
+    FeatureCounts,
     FeatureSpace,
     LinearConfig,
     LinearScorer,
     NgramLinear,
     distinct_features,
     distinct_per_review,
+    feature_counts,
     find,
     linear_parts,
     load_linear,
@@ -76,6 +78,21 @@ def test_feature_space_counts_reviews_and_gives_nb_ratios() -> None:
     features, offsets = space.lookup(keys, rows, len(reviews))
     assert offsets.tolist() == [0, 2, 3, 5]
     assert sorted(features[:2].tolist()) == [0, 2]
+
+
+def test_counts_merged_over_parts_give_the_feature_space_of_all_reviews() -> None:
+    reviews = [["good", "film"], ["good"], ["bad", "film"], ["bad"], ["good", "bad"], ["film"]]
+    labels = np.array([1, 1, 0, 0, 1, 0])
+
+    def counts(rows: slice) -> FeatureCounts:
+        ids, review_of = token_ids(reviews[rows], INDEX)
+        keys, which = distinct_per_review(*ngram_keys(ids, review_of, 2))
+        return feature_counts(keys, which, labels[rows])
+
+    ids, review_of = token_ids(reviews, INDEX)
+    whole = FeatureSpace.fit(*distinct_per_review(*ngram_keys(ids, review_of, 2)), labels, min_count=2)
+    merged = FeatureSpace.from_counts(FeatureCounts.merge([counts(slice(0, 3)), counts(slice(3, 6))]), min_count=2)
+    assert np.array_equal(merged.keys, whole.keys) and np.array_equal(merged.ratios, whole.ratios)
 
 
 def test_find_marks_missing_keys() -> None:

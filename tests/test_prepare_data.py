@@ -36,6 +36,18 @@ def test_local_channels_from_an_archive(tmp_path: Path, small_imdb_archive: Path
     assert list((tmp_path / "work" / "cache").glob("imdb-*.npz"))
 
 
+def test_shards_write_each_channel_as_that_many_files(tmp_path: Path, small_imdb_archive: Path) -> None:
+    result = run_script(
+        "--source", small_imdb_archive, "--work-dir", tmp_path / "work", "--validation-fraction", "0.25",
+        "--shards", "3",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "write:    4 channels as 3 files each" in result.stdout
+    test = tmp_path / "work" / "channels" / "test"
+    assert sorted(p.name for p in test.iterdir()) == [f"test-0000{i}-of-00003.jsonl" for i in range(3)]
+    assert sum(path.read_text().count("\n") for path in test.iterdir()) == 24
+
+
 def test_csv_format_and_a_chosen_output_folder(tmp_path: Path, small_imdb_folder: Path) -> None:
     result = run_script(
         "--source", small_imdb_folder, "--work-dir", tmp_path / "w", "--output", tmp_path / "out",
@@ -71,6 +83,7 @@ def test_an_output_folder_that_is_not_a_channel_set_is_left_alone(tmp_path: Path
     [
         (["--validation-fraction", "1.5"], "--validation-fraction must be between 0 and 1"),
         (["--format", "xml"], "invalid choice: 'xml'"),
+        (["--shards", "0"], "--shards must be 1 or more, not 0"),
     ],
 )
 def test_bad_options_are_usage_errors(args: list[str], message: str) -> None:

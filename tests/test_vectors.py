@@ -4,8 +4,9 @@ words used alike point alike."""
 from __future__ import annotations
 
 import numpy as np
+import torch
 
-from sentiment.vectors import cooccurrences, ppmi, ppmi_svd_vectors
+from sentiment.vectors import cooccurrence_counts, cooccurrences, ppmi, ppmi_svd_vectors, weighted_cooccurrences
 
 FIRST_WORD = 2  # ids 0 (padding) and 1 (unknown) get no vector
 
@@ -43,3 +44,14 @@ def test_words_used_alike_get_vectors_that_point_alike() -> None:
 
     assert cosine(2, 3) > 0.5 > cosine(2, 7)
     assert np.array_equal(vectors, ppmi_svd_vectors(ids, review_of, vocab_size=10, dim=4, seed=1))  # seeded
+
+
+def test_counts_of_parts_summed_give_the_whole_channels_cooccurrences_bit_for_bit() -> None:
+    rng = np.random.default_rng(3)
+    ids = rng.integers(0, 40, 5000)
+    review_of = np.repeat(np.arange(50), 100)
+    whole = cooccurrences(ids, review_of, 40)
+    cut = 2400  # where review 24 starts: a rank holds whole reviews
+    parts = [cooccurrence_counts(ids[:cut], review_of[:cut], 40), cooccurrence_counts(ids[cut:], review_of[cut:], 40)]
+    summed = weighted_cooccurrences([(first + second).coalesce() for first, second in zip(*parts, strict=True)])
+    assert torch.equal(summed.indices(), whole.indices()) and torch.equal(summed.values(), whole.values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,15 @@ def test_build_ranks_by_count_then_alphabet_after_the_reserved_ids() -> None:
 def test_build_respects_max_size_and_min_count() -> None:
     assert Vocabulary.build(REVIEWS, TOKENIZER, max_size=4).tokens == ("<pad>", "<unk>", "good", "bad")
     assert Vocabulary.build(REVIEWS, TOKENIZER, min_count=2).tokens == ("<pad>", "<unk>", "good", "bad", "film")
+
+
+def test_counts_summed_over_parts_build_the_vocabulary_of_all_reviews() -> None:
+    reviews = [["b", "a", "c"], ["a", "b"], ["c", "d", "a"], ["e"]]
+    counts: Counter[str] = Counter()
+    for tokens in reviews[2:]:
+        counts.update(tokens)
+    counts.update(Counter(["b", "a", "c", "a", "b"]))
+    assert Vocabulary.from_counts(counts, {}, 5, 1) == Vocabulary.build(reviews, {}, 5, 1)
 
 
 def test_build_never_gives_reserved_tokens_a_second_id() -> None:

@@ -12,6 +12,14 @@ Training (`train`):
 | SM_OUTPUT_DATA_DIR      | <base>/output/data               | other outputs (the evaluation report)    |
 | SM_CHECKPOINT_DIR       | <base>/checkpoints               | checkpoints (SageMaker syncs them to S3) |
 | SENTIMENT_CACHE_DIR     | /tmp/sentiment-cache             | columnar copies of aclImdb channels      |
+| MASTER_ADDR             | the first host                   | where ranks meet (torch's name; local    |
+|                         |                                  | runs of several hosts on one machine)    |
+| MASTER_PORT             | 29500                            | the master's port for torch.distributed  |
+
+Several instances (InstanceCount > 1): `resourceconfig.json` names the hosts (`algo-1`, `algo-2`, ...,
+sorted; the first is the master), the current host and the network interface, and
+`inputdataconfig.json` each channel's S3DistributionType (`FullyReplicated`, the default, or
+`ShardedByS3Key`); `Cluster` and `channel_distributions` read them.
 
 Serving (`serve`):
 
@@ -51,12 +59,13 @@ read this module; everything below them takes paths and settings as arguments.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from sentiment.errors import SentimentError
-from sentiment.files import write_bytes_atomic
+from sentiment.files import read_json, write_bytes_atomic
 from sentiment.settings import parse_flag
 
 FAILURE_REASON_LIMIT = 1024  # SageMaker shows the first 1,024 characters as FailureReason
@@ -99,12 +108,94 @@ class TrainingPaths:
         return path if path.is_dir() else None
 
     @property
+    def resource_config(self) -> Path:
+        return self.hyperparameters.parent / "resourceconfig.json"
+
+    @property
+    def input_data_config(self) -> Path:
+        return self.hyperparameters.parent / "inputdataconfig.json"
+
+    @property
     def failure(self) -> Path:
         return self.output / "failure"
 
     def write_failure(self, reason: str) -> None:
         """Record why training failed, for DescribeTrainingJob's FailureReason."""
         write_bytes_atomic(self.failure, reason[:FAILURE_REASON_LIMIT].encode("utf-8", "replace"))
+
+
+class ClusterError(SentimentError):
+    """A resourceconfig.json or inputdataconfig.json that does not describe a usable job."""
+
+
+DEFAULT_MASTER_PORT = 29500  # torchrun's default
+DISTRIBUTIONS = ("FullyReplicated", "ShardedByS3Key")  # S3DistributionType; SageMaker's default first
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The training job's hosts as resourceconfig.json names them: sorted, the first one the master."""
+
+    hosts: tuple[str, ...]
+    current_host: str
+    network_interface: str | None = None  # what the ranks talk over (SageMaker: eth0)
+    master_address: str = ""  # where rank 0 listens: the first host unless MASTER_ADDR says otherwise
+    master_port: int = DEFAULT_MASTER_PORT
+
+    @property
+    def host_rank(self) -> int:
+        return self.hosts.index(self.current_host)
+
+    @classmethod
+    def from_files(cls, paths: TrainingPaths, environ: Mapping[str, str] = os.environ) -> Cluster:
+        """The cluster of `paths.resource_config`, or this machine alone when there is none (a local run)."""
+        path = paths.resource_config
+        if not path.is_file():
+            return cls(hosts=(socket.gethostname(),), current_host=socket.gethostname(), master_address="127.0.0.1")
+        try:
+            document = read_json(path)
+        except ValueError as error:
+            raise ClusterError(str(error)) from None
+        hosts = document.get("hosts") if isinstance(document, dict) else None
+        current = document.get("current_host") if isinstance(document, dict) else None
+        if not isinstance(hosts, list) or not hosts or not all(isinstance(host, str) and host for host in hosts):
+            raise ClusterError(f"{path}: 'hosts' must be a non-empty list of host names, got {hosts!r}")
+        if len(set(hosts)) != len(hosts):
+            raise ClusterError(f"{path}: 'hosts' names a host twice: {hosts}")
+        if current not in hosts:
+            raise ClusterError(f"{path}: 'current_host' {current!r} is not one of the hosts {hosts}")
+        interface = document.get("network_interface_name")
+        if interface is not None and not (isinstance(interface, str) and interface):
+            raise ClusterError(f"{path}: 'network_interface_name' must be an interface name, got {interface!r}")
+        ordered = tuple(sorted(hosts))  # SageMaker's toolkit sorts them too: every host agrees on the master
+        return cls(
+            hosts=ordered,
+            current_host=current,
+            network_interface=interface,
+            master_address=environ.get("MASTER_ADDR", "").strip() or ordered[0],
+            master_port=_integer(environ, "MASTER_PORT", DEFAULT_MASTER_PORT, 1, 65535),
+        )
+
+
+def channel_distributions(path: Path) -> dict[str, str]:
+    """Each channel's S3DistributionType in inputdataconfig.json (FullyReplicated where unsaid); {} without it."""
+    if not path.is_file():
+        return {}
+    try:
+        document = read_json(path)
+    except ValueError as error:
+        raise ClusterError(str(error)) from None
+    if not isinstance(document, dict):
+        raise ClusterError(f"{path}: expected a JSON object of channel: settings")
+    distributions = {}
+    for name, settings in document.items():
+        value = settings.get("S3DistributionType", DISTRIBUTIONS[0]) if isinstance(settings, dict) else None
+        if value not in DISTRIBUTIONS:
+            raise ClusterError(
+                f"{path}: channel {name!r}: S3DistributionType must be one of {', '.join(DISTRIBUTIONS)}, got {value!r}"
+            )
+        distributions[str(name)] = value
+    return distributions
 
 
 # What the training job prints (`epoch=3 train_loss=0.2345 val_loss=0.2601 val_acc=0.9061 ...`), as

@@ -242,9 +242,11 @@ def model_card(
     seconds: float,
     test_metrics: dict[str, Any] | None,
     traffic: dict[str, Any] | None = None,
+    data: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """What a reader needs to trust (or reproduce) the model: data, settings, code, machine, results, and
-    `traffic` (`card_traffic`: the figures drift compares with)."""
+    `traffic` (`card_traffic`: the figures drift compares with). `data` describes the channels where
+    `channels` holds only part of them (one rank's, on several instances)."""
     return {
         "model": hp.model,
         "preset": hp.preset,
@@ -254,7 +256,7 @@ def model_card(
         "training_seconds": round(seconds, 1),
         "stage_seconds": {name: round(value, 1) for name, value in timings.items()},
         "hardware": _hardware(),
-        "data": {name: {"reviews": len(table), "sha256": table.digest()} for name, table in channels.items()},
+        "data": data or {name: {"reviews": len(table), "sha256": table.digest()} for name, table in channels.items()},
         "hyperparameters": hp.flat(),
         "validation_accuracy": validation,
         "test": summary(test_metrics),

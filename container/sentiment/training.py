@@ -4,6 +4,15 @@ Read top to bottom: `fit` prepares tokens and the vocabulary once, then trains w
 needs, each stage checkpointed so a restarted job continues where it stopped. Progress goes to a
 `report` callback as stable `key=value` lines that SageMaker metric definitions can match.
 Imports no serving code.
+
+On several ranks (`sentiment.distributed`), each holds its part of train and unlabeled (the parts in
+rank order are the channel) and all of validation; what a single host would compute from all the
+reviews is computed from the parts and summed: the vocabulary's word counts, the vectors'
+co-occurrences, the linear model's n-gram counts and its loss and gradient, and the LSTM's gradients
+(DistributedDataParallel) over the very batches a single host would draw. The ensemble's weights are
+fitted on the master and sent to the others. The result equals a single-host fit on the same data
+within float rounding (the LSTM's dropout masks are drawn per rank, so with dropout it is an equally
+good model, not the same one).
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ import json
 import math
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -33,9 +43,11 @@ from sentiment.checkpoints import (
     optimizer_to_checkpoint,
 )
 from sentiment.data.table import ReviewTable
+from sentiment.distributed import SOLO, Group
 from sentiment.hyperparameters import Hyperparameters
 from sentiment.models.ensemble import EnsembleWeights
 from sentiment.models.linear import (
+    FeatureCounts,
     FeatureSpace,
     LinearConfig,
     LinearMember,
@@ -43,6 +55,7 @@ from sentiment.models.linear import (
     LinearSettings,
     NgramLinear,
     distinct_per_review,
+    feature_counts,
     ngram_keys,
     token_ids,
 )
@@ -51,7 +64,7 @@ from sentiment.models.member import Encoding, Member
 from sentiment.predictor import Predictor
 from sentiment.pretraining import PretrainingPlan, pretrain
 from sentiment.text import get_tokenizer, sentences, tokenizer_settings
-from sentiment.vectors import ppmi_svd_vectors
+from sentiment.vectors import cooccurrence_counts, cooccurrences, vectors_from_counts, weighted_cooccurrences
 from sentiment.vocabulary import EncodedBatch, Vocabulary, length_batches
 
 Report = Callable[[str], None]
@@ -77,16 +90,18 @@ def fit(
     unlabeled: ReviewTable | None = None,
     checkpoints: CheckpointStore | None = None,
     report: Report = print,
+    group: Group = SOLO,
 ) -> TrainingResult:
-    """Train `hp.model` on `train`, selecting and weighting on `validation`."""
+    """Train `hp.model` on `train` (this rank's part of it), selecting and weighting on `validation`."""
     store = checkpoints or CheckpointStore(None, job="")
     timings: dict[str, float] = {}
     with _timed(timings, "tokenize"):
         tokenize = get_tokenizer(hp.tokenizer)
         train_tokens = [tokenize(text) for text in train.text]
         validation_tokens = [tokenize(text) for text in validation.text]
-        vocabulary = Vocabulary.build(train_tokens, tokenizer_settings(hp.tokenizer), hp.vocab_size, hp.min_count)
-    report(f"vocabulary: {len(vocabulary):,} words from {len(train):,} training reviews")
+        vocabulary = build_vocabulary(hp, train_tokens, group)
+    reviews = int(group.total(len(train)))
+    report(f"vocabulary: {len(vocabulary):,} words from {reviews:,} training reviews")
     encoding = Encoding(hp.max_length, hp.truncation)  # what the LSTM trains on
     scoring = Encoding(min(hp.scoring_length or hp.max_length, hp.max_length), hp.truncation)  # what it serves with
     short = Labeled([], np.zeros(0, dtype=np.int8))
@@ -107,7 +122,7 @@ def fit(
         if hp.lstm.pretrained_vectors:
             with _timed(timings, "vectors"):
                 vectors = word_vectors(
-                    hp.lstm.embedding_dim, hp.seed, vocabulary, train_tokens, unlabeled_tokens, store, report
+                    hp.lstm.embedding_dim, hp.seed, vocabulary, train_tokens, unlabeled_tokens, store, report, group
                 )
         start = None
         if hp.lstm.pretrain_epochs > 0:
@@ -132,30 +147,41 @@ def fit(
                 store,
                 report,
                 start,
+                group,
             )
             members["lstm"] = LSTMMember(network, vocabulary, scoring)
     if hp.model in ("linear", "ensemble"):
         with _timed(timings, "linear"):
-            scorer = train_linear(hp.linear, hp.seed, vocabulary, train_tokens, train.label, store, report)
+            scorer = train_linear(hp.linear, hp.seed, vocabulary, train_tokens, train.label, store, report, group=group)
             members["linear"] = LinearMember(scorer, vocabulary)
 
     labeled_validation = Labeled(validation_tokens, validation.label)
-    predictor, scores = assemble(hp, vocabulary, scoring, members, labeled_validation, short, report)
+    predictor, scores = assemble(hp, vocabulary, scoring, members, labeled_validation, short, report, group)
     if hp.model == "ensemble" and hp.ensemble.pseudo_labels and unlabeled_texts:
         # Second round: the first ensemble labels the unlabeled reviews and the linear model learns
         # from them as well as from train; the LSTM's judgement reaches the n-gram weights.
         with _timed(timings, "pseudo_labels"):
-            pseudo = teacher_labels(predictor, unlabeled_tokens(), store)
+            pseudo = teacher_labels(predictor, unlabeled_tokens(), store, group)
+            counted, positive = group.sum(np.array([len(pseudo), int(pseudo.sum())], dtype=np.int64))
             report(
-                f"pseudo-labels: {len(pseudo):,} unlabeled reviews, {pseudo.mean():.1%} positive by the first ensemble"
+                f"pseudo-labels: {counted:,} unlabeled reviews, {positive / counted:.1%} positive by the first ensemble"
             )
             tokens = [*train_tokens, *unlabeled_tokens()]
             labels = np.concatenate([train.label, pseudo]).astype(np.int8)
             scorer = train_linear(
-                hp.linear, hp.seed, vocabulary, tokens, labels, store, report, "linear_student", len(train_tokens)
+                hp.linear,
+                hp.seed,
+                vocabulary,
+                tokens,
+                labels,
+                store,
+                report,
+                "linear_student",
+                len(train_tokens),
+                group,
             )
             members["linear"] = LinearMember(scorer, vocabulary)
-        predictor, scores = assemble(hp, vocabulary, scoring, members, labeled_validation, short, report)
+        predictor, scores = assemble(hp, vocabulary, scoring, members, labeled_validation, short, report, group)
     return TrainingResult(predictor=predictor, history=history, timings=timings, validation=scores)
 
 
@@ -175,9 +201,28 @@ def assemble(
     validation: Labeled[list[list[str]]],
     short: Labeled[list[list[str]]],
     report: Report,
+    group: Group = SOLO,
 ) -> tuple[Predictor, dict[str, float]]:
     """The predictor of `hp.model` (ensemble weights fitted here: on the validation reviews, and on
-    `short`, sentences cut from them, for short texts) and each part's validation accuracy."""
+    `short`, sentences cut from them, for short texts) and each part's validation accuracy. On several
+    ranks the master fits the weights and the others receive them."""
+    if not group.is_master:
+        ensemble, scores = group.broadcast(None)
+        return Predictor(hp.model, vocabulary.tokenizer, vocabulary, encoding, members, ensemble), scores
+    predictor, scores = _assemble(hp, vocabulary, encoding, members, validation, short, report)
+    group.broadcast((predictor.ensemble, scores))
+    return predictor, scores
+
+
+def _assemble(
+    hp: Hyperparameters,
+    vocabulary: Vocabulary,
+    encoding: Encoding,
+    members: dict[str, Member],
+    validation: Labeled[list[list[str]]],
+    short: Labeled[list[list[str]]],
+    report: Report,
+) -> tuple[Predictor, dict[str, float]]:
     parts = {name: member.logits(validation.tokens) for name, member in members.items()}
     ensemble = None
     if hp.model == "ensemble":
@@ -233,6 +278,36 @@ def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean((logits >= 0) == (labels == 1)))
 
 
+def build_vocabulary(hp: Hyperparameters, train_tokens: Sequence[Sequence[str]], group: Group = SOLO) -> Vocabulary:
+    """The vocabulary of train (all ranks' parts: their word counts are summed)."""
+    settings = tokenizer_settings(hp.tokenizer)
+    if not group.distributed:
+        return Vocabulary.build(train_tokens, settings, hp.vocab_size, hp.min_count)
+    counts: Counter[str] = Counter()
+    for tokens in train_tokens:
+        counts.update(tokens)
+    total: Counter[str] = Counter()
+    for part in group.gather(counts):
+        total.update(part)
+    return Vocabulary.from_counts(total, settings, hp.vocab_size, hp.min_count)
+
+
+def load_agreed(
+    store: CheckpointStore,
+    stage: str,
+    group: Group,
+    report: Report,
+    mark: Callable[[Checkpoint], object] = lambda checkpoint: True,
+) -> Checkpoint | None:
+    """The stage's checkpoint when every rank resumes from one with the same `mark` (an LSTM epoch),
+    else none anywhere: a stage's collectives need every rank in it, so they redo it together."""
+    checkpoint = store.load(stage)
+    if group.same(None if checkpoint is None else mark(checkpoint)):
+        return checkpoint
+    report(f"checkpoint {stage}: the ranks hold different ones, so every rank starts this stage afresh")
+    return None
+
+
 # -- word vectors -----------------------------------------------------------------------------------
 
 
@@ -244,18 +319,33 @@ def word_vectors(
     unlabeled_tokens: Callable[[], Sequence[Sequence[str]]],
     store: CheckpointStore,
     report: Report,
+    group: Group = SOLO,
 ) -> np.ndarray:
-    """PPMI-SVD vectors of the vocabulary's words from train and unlabeled reviews (checkpointed)."""
-    checkpoint = store.load("vectors")
+    """PPMI-SVD vectors of the vocabulary's words from train and unlabeled reviews (checkpointed; on
+    several ranks from the sum of their co-occurrence counts)."""
+    checkpoint = load_agreed(store, "vectors", group, report)
     if checkpoint is not None:
         report("resumed: word vectors (checkpoint)")
         return checkpoint.tensors["vectors"].numpy()
     token_lists = [*train_tokens, *unlabeled_tokens()]
     ids, review_of = token_ids(token_lists, vocabulary.index)
-    vectors = ppmi_svd_vectors(ids, review_of, len(vocabulary), dimensions, seed=seed)
+    if group.distributed:  # whole-number counts summed over the ranks: the floats a single host would make
+        parts = group.gather(cooccurrence_counts(ids, review_of, len(vocabulary)))
+        counts = weighted_cooccurrences([_sum_sparse(list(distance)) for distance in zip(*parts, strict=True)])
+    else:
+        counts = cooccurrences(ids, review_of, len(vocabulary))
+    vectors = vectors_from_counts(counts, dimensions, seed=seed)
     store.save("vectors", {"vectors": torch.from_numpy(vectors)}, {})
-    report(f"vectors: {vectors.shape[1]}-dimensional from {len(token_lists):,} reviews")
+    report(f"vectors: {vectors.shape[1]}-dimensional from {int(group.total(len(token_lists))):,} reviews")
     return vectors
+
+
+def _sum_sparse(parts: list[torch.Tensor]) -> torch.Tensor:
+    """The sum of sparse matrices, in rank order."""
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total.coalesce()
 
 
 # -- the LSTM ---------------------------------------------------------------------------------------
@@ -299,26 +389,32 @@ def train_lstm(
     store: CheckpointStore,
     report: Report,
     start: LSTMClassifier | None = None,
+    group: Group = SOLO,
 ) -> tuple[LSTMClassifier, list[dict[str, float]]]:
     """Train the LSTM for up to `settings.epochs`, keeping the epoch with the best validation accuracy
     (or the last epoch when `settings.patience` is 0). Checkpoints after every epoch. `start` is a
-    network to begin from (pretrained: `sentiment.pretraining`) instead of `vectors` and a fresh one."""
+    network to begin from (pretrained: `sentiment.pretraining`) instead of `vectors` and a fresh one.
+
+    On several ranks `train` is this rank's part: every rank draws the batches of all ranks' reviews
+    (the same generator, so the same batches a single host draws) and runs the rows of each it holds."""
     torch.manual_seed(seed)
     if start is not None:
         model = start
     else:
-        vocab_size = int(train.tokens.ids.max(initial=1)) + 1 if vectors is None else len(vectors)
+        vocab_size = group.max(int(train.tokens.ids.max(initial=1)) + 1) if vectors is None else len(vectors)
         model = new_lstm(settings, vocab_size, vectors)
     model.to(device)
+    network = _data_parallel(model, device) if group.distributed else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     rng = np.random.default_rng(seed)
-    lengths_of = train.tokens.lengths
+    rows = _RankRows.of(train.tokens.lengths, group)
+    lengths_of = rows.all_lengths
     fixed_batches = None if settings.shuffle_each_epoch else length_batches(lengths_of, settings.batch_size, rng)
-    steps_per_epoch = math.ceil(len(train.labels) / settings.batch_size)
+    steps_per_epoch = math.ceil(len(lengths_of) / settings.batch_size)
     state = _LSTMState(best_weights=copy.deepcopy(model.state_dict()))
 
-    checkpoint = store.load("lstm")
+    checkpoint = _resumable_lstm(store, group, report)
     if checkpoint is not None:
         state = _resume_lstm(checkpoint, model, optimizer, rng)
         report(f"resumed: the LSTM continues after epoch {state.epoch} (checkpoint)")
@@ -329,18 +425,29 @@ def train_lstm(
         batches = fixed_batches if fixed_batches is not None else length_batches(lengths_of, settings.batch_size, rng)
         model.train()
         total_loss = 0.0
-        for number, rows in enumerate(
+        for number, batch in enumerate(
             tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not sys.stderr.isatty())
         ):
             step = (epoch - 1) * steps_per_epoch + number
             rate = learning_rate_at(step, settings.epochs * steps_per_epoch, settings)
-            for group in optimizer.param_groups:
-                group["lr"] = rate * group.get("lr_scale", 1.0)
-            longest = int(lengths_of[rows].max())
-            ids = torch.from_numpy(train.tokens.ids[rows, :longest].astype(np.int64)).to(device)
-            lengths = torch.from_numpy(lengths_of[rows])
+            for param_group in optimizer.param_groups:
+                param_group["lr"] = rate * param_group.get("lr_scale", 1.0)
+            mine = rows.mine(batch)
+            # A rank holding none of a batch's rows still takes part (DistributedDataParallel needs every
+            # rank in each step's gradient sum): one row of its own, counted zero times.
+            used = mine if len(mine) else np.zeros(1, dtype=np.int64)
+            longest = int(train.tokens.lengths[used].max())
+            ids = torch.from_numpy(train.tokens.ids[used, :longest].astype(np.int64)).to(device)
+            lengths = torch.from_numpy(train.tokens.lengths[used])
             with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == "cuda"):
-                loss = F.binary_cross_entropy_with_logits(model(ids, lengths), labels[rows].to(device))
+                logits = network(ids, lengths)
+                if group.distributed:
+                    # Summed here and over the ranks (DistributedDataParallel averages: hence x world size),
+                    # divided by the whole batch: the mean loss of the batch a single host would run.
+                    summed = F.binary_cross_entropy_with_logits(logits, labels[used].to(device), reduction="sum")
+                    loss = summed * (len(mine) > 0) * group.world_size / len(batch)
+                else:
+                    loss = F.binary_cross_entropy_with_logits(logits, labels[used].to(device))
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if settings.grad_clip > 0:
@@ -348,8 +455,9 @@ def train_lstm(
                 torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
             scaler.step(optimizer)
             scaler.update()
-            total_loss += loss.item() * len(rows)
-        logits = lstm_logits(model, validation.tokens, device)
+            total_loss += loss.item() * len(batch) / group.world_size
+        total_loss = group.total(total_loss)
+        logits = _validation_logits(model, validation.tokens, device, group)
         val_loss = float(
             F.binary_cross_entropy_with_logits(
                 torch.from_numpy(logits), torch.from_numpy(validation.labels.astype(np.float64))
@@ -357,7 +465,7 @@ def train_lstm(
         )
         record = {
             "epoch": epoch,
-            "train_loss": total_loss / len(train.labels),
+            "train_loss": total_loss / len(lengths_of),
             "val_loss": val_loss,
             "val_acc": accuracy(logits, validation.labels),
             "learning_rate": optimizer.param_groups[0]["lr"],
@@ -374,13 +482,57 @@ def train_lstm(
             state.best_weights = copy.deepcopy(model.state_dict())
         else:
             state.stale += 1
-        _save_lstm(store, state, model, optimizer, rng)
+        _save_lstm(store, state, model, optimizer, rng, group)
         if settings.patience and state.stale >= settings.patience:
             report(f"early stop: no better validation accuracy for {state.stale} epochs")
             break
     if settings.patience:
         model.load_state_dict(state.best_weights)
     return model.cpu().eval(), state.history
+
+
+@dataclass(frozen=True)
+class _RankRows:
+    """Where this rank's reviews sit among all ranks' (the parts in rank order): rows offset..offset+count."""
+
+    all_lengths: np.ndarray  # every rank's review lengths, in rank order
+    offset: int
+    count: int
+
+    @classmethod
+    def of(cls, lengths: np.ndarray, group: Group) -> _RankRows:
+        if not group.distributed:
+            return cls(lengths, 0, len(lengths))
+        parts = group.gather(lengths)
+        return cls(np.concatenate(parts), sum(len(part) for part in parts[: group.rank]), len(lengths))
+
+    def mine(self, batch: np.ndarray) -> np.ndarray:
+        """This rank's rows of a batch of all ranks' rows, as indices into its own part."""
+        if self.offset == 0 and self.count == len(self.all_lengths):
+            return batch
+        held = batch[(batch >= self.offset) & (batch < self.offset + self.count)]
+        return held - self.offset
+
+
+def _data_parallel(model: LSTMClassifier, device: torch.device) -> torch.nn.Module:
+    """The network under DistributedDataParallel: gradients summed over the ranks during backward."""
+    device_ids = (
+        [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
+    )
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+
+def _validation_logits(model: LSTMClassifier, encoded: EncodedBatch, device: torch.device, group: Group) -> np.ndarray:
+    """The LSTM's logits for every validation review, each rank scoring a block of them."""
+    if not group.distributed:
+        return lstm_logits(model, encoded, device)
+    start, stop = (
+        len(encoded.lengths) * group.rank // group.world_size,
+        len(encoded.lengths) * (group.rank + 1) // group.world_size,
+    )
+    block = EncodedBatch(encoded.ids[start:stop], encoded.lengths[start:stop])
+    mine = lstm_logits(model, block, device) if stop > start else np.zeros(0, dtype=np.float64)
+    return np.concatenate(group.gather(mine))
 
 
 @dataclass
@@ -400,6 +552,7 @@ def _save_lstm(
     model: LSTMClassifier,
     optimizer: torch.optim.Optimizer,
     rng: np.random.Generator,
+    group: Group = SOLO,
 ) -> None:
     optimizer_tensors, optimizer_document = optimizer_to_checkpoint(optimizer)
     tensors = {
@@ -416,7 +569,24 @@ def _save_lstm(
         "optimizer": optimizer_document,
         "rng_numpy": rng.bit_generator.state,
     }
-    store.save("lstm", tensors, document)
+    store.save(_lstm_slot(state.epoch, group), tensors, document)
+
+
+def _lstm_slot(epoch: int, group: Group) -> str:
+    """Where an epoch's LSTM checkpoint goes. On several ranks two slots, the last two epochs: a job stopped
+    between one rank's save and another's leaves the ranks one epoch apart, and they resume the older."""
+    return f"lstm-{epoch % 2}" if group.distributed else "lstm"
+
+
+def _resumable_lstm(store: CheckpointStore, group: Group, report: Report) -> Checkpoint | None:
+    """The latest LSTM checkpoint of an epoch every rank holds (a single rank: its latest), else none."""
+    if not group.distributed:
+        return store.load("lstm")
+    held = {checkpoint.document["epoch"]: checkpoint for slot in (0, 1) if (checkpoint := store.load(f"lstm-{slot}"))}
+    common = set.intersection(*(set(epochs) for epochs in group.gather(sorted(held))))
+    if held and not common:
+        report("checkpoint lstm: the ranks hold no epoch in common, so every rank starts the LSTM afresh")
+    return held[max(common)] if common else None
 
 
 def _resume_lstm(
@@ -451,13 +621,16 @@ def train_linear(
     report: Report,
     stage: str = "linear",
     labeled_reviews: int | None = None,
+    group: Group = SOLO,
 ) -> LinearScorer:
     """NB-weighted logistic regression on binary 1..ngram_max-grams (`sentiment.models.linear`), fitted by L-BFGS.
 
     The n-gram features and their naive-Bayes ratios come from the first `labeled_reviews` reviews
-    (default: all); the weights are fitted on every review, so pseudo-labeled ones can follow.
+    (default: all); the weights are fitted on every review, so pseudo-labeled ones can follow. On
+    several ranks these are this rank's reviews: the n-gram counts are merged, and each step's loss
+    and gradient summed over the ranks, so every rank takes the steps of one fit on all reviews.
     """
-    checkpoint = store.load(stage)
+    checkpoint = load_agreed(store, stage, group, report)
     if checkpoint is not None:
         report(f"resumed: {stage} (checkpoint)")
         return LinearScorer(
@@ -471,7 +644,10 @@ def train_linear(
     ids, review_of = token_ids(token_lists, vocabulary.index, settings.negation_window)
     keys, reviews = distinct_per_review(*ngram_keys(ids, review_of, settings.ngram_max))
     own = reviews < labeled
-    space = FeatureSpace.fit(keys[own], reviews[own], labels[:labeled], settings.ngram_min_count)
+    counts = feature_counts(keys[own], reviews[own], labels[:labeled])
+    if group.distributed:
+        counts = FeatureCounts.merge(group.gather(counts))
+    space = FeatureSpace.from_counts(counts, settings.ngram_min_count)
     features, offsets = space.lookup(keys, reviews, len(token_lists))
     torch.manual_seed(seed)
     model = NgramLinear(LinearConfig(features=max(1, len(space))))
@@ -482,12 +658,26 @@ def train_linear(
         model.parameters(), lr=1.0, max_iter=200, history_size=20, line_search_fn="strong_wolfe"
     )
 
+    reviews_in_all = int(group.total(len(token_lists)))
+
     def objective() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = F.binary_cross_entropy_with_logits(model(features_t, offsets_t), targets)
-        loss = loss + settings.l2 * model.weight.weight.square().sum()
+        if not group.distributed:
+            loss = F.binary_cross_entropy_with_logits(model(features_t, offsets_t), targets)
+            loss = loss + settings.l2 * model.weight.weight.square().sum()
+            loss.backward()
+            return loss
+        # This rank's share of the loss of all reviews (and of the penalty, once in all): summed over the
+        # ranks, loss and gradient are those of one fit on every review.
+        data = F.binary_cross_entropy_with_logits(model(features_t, offsets_t), targets, reduction="sum")
+        loss = data / reviews_in_all + settings.l2 * model.weight.weight.square().sum() / group.world_size
         loss.backward()
-        return loss
+        for parameter in model.parameters():
+            if parameter.grad is not None:
+                group.sum_tensor(parameter.grad)
+        total = loss.detach().clone()
+        group.sum_tensor(total)
+        return total
 
     optimizer.step(objective)
     with torch.no_grad():
@@ -495,8 +685,11 @@ def train_linear(
         loss = F.binary_cross_entropy_with_logits(train_logits, targets).item()
         coefficients = (model.weight.weight[:, 0] * model.ratio).numpy().astype(np.float32)
     train_accuracy = accuracy(train_logits.numpy(), labels)
+    if group.distributed:
+        loss_sum, correct = group.sum(np.array([loss * len(token_lists), train_accuracy * len(token_lists)]))
+        loss, train_accuracy = loss_sum / reviews_in_all, correct / reviews_in_all
     report(
-        f"{stage}: {len(space):,} n-gram features, {len(token_lists):,} reviews, "
+        f"{stage}: {len(space):,} n-gram features, {reviews_in_all:,} reviews, "
         f"train_loss={loss:.4f} train_acc={train_accuracy:.4f}"
     )
     scorer = LinearScorer(
@@ -514,9 +707,11 @@ def train_linear(
     return scorer
 
 
-def teacher_labels(predictor: Predictor, token_lists: Sequence[Sequence[str]], store: CheckpointStore) -> np.ndarray:
+def teacher_labels(
+    predictor: Predictor, token_lists: Sequence[Sequence[str]], store: CheckpointStore, group: Group = SOLO
+) -> np.ndarray:
     """The first ensemble's verdicts (1/0) on the unlabeled reviews (checkpointed: LSTM inference is slow)."""
-    checkpoint = store.load("teacher")
+    checkpoint = load_agreed(store, "teacher", group, lambda line: None)
     if checkpoint is not None:
         return checkpoint.tensors["labels"].numpy()
     labels = (predictor.logits_of_tokens(token_lists) >= 0).astype(np.int8)

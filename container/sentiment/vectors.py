@@ -30,6 +30,37 @@ def cooccurrences(ids: np.ndarray, review_of: np.ndarray, vocab_size: int, windo
     return (total + total.t()).coalesce()  # both orders: "great film" counts for film's context too
 
 
+def cooccurrence_counts(ids: np.ndarray, review_of: np.ndarray, vocab_size: int, window: int = 5) -> list[torch.Tensor]:
+    """For each distance 1..`window`, how often each word pair lies that far apart within a review (sparse,
+    int64): whole numbers, so the counts of the ranks' parts of a channel add up exactly to the channel's."""
+    counts = []
+    for distance in range(1, window + 1):
+        left, right = ids[:-distance], ids[distance:]
+        keep = (review_of[:-distance] == review_of[distance:]) & (left >= FIRST_WORD_ID) & (right >= FIRST_WORD_ID)
+        pairs = torch.from_numpy(np.stack([left[keep], right[keep]]))
+        ones = torch.ones(pairs.shape[1], dtype=torch.int64)
+        counts.append(torch.sparse_coo_tensor(pairs, ones, (vocab_size, vocab_size), check_invariants=False).coalesce())
+    return counts
+
+
+def weighted_cooccurrences(counts: list[torch.Tensor]) -> torch.Tensor:
+    """`cooccurrences` from `cooccurrence_counts`, bit for bit: coalescing adds a pair's float32 1/distance
+    weights one at a time, so n of them sum to the n-th running sum of that weight (a cumulative sum), and
+    the distances are then added in order as `cooccurrences` adds them."""
+    total: torch.Tensor | None = None
+    for distance, count in enumerate(counts, start=1):
+        occurrences = count.values().numpy()
+        running = np.cumsum(
+            np.full(max(1, int(occurrences.max(initial=1))), 1.0 / distance, np.float32), dtype=np.float32
+        )
+        values = torch.from_numpy(running[occurrences - 1])
+        weights = torch.sparse_coo_tensor(count.indices(), values, count.shape, check_invariants=False).coalesce()
+        total = weights if total is None else (total + weights).coalesce()
+    if total is None:
+        raise ValueError("co-occurrences need at least one distance")
+    return (total + total.t()).coalesce()
+
+
 def ppmi(counts: torch.Tensor, alpha: float = 0.75) -> torch.Tensor:
     """Positive pointwise mutual information, with the context distribution raised to `alpha`."""
     indices, values = counts.indices(), counts.values().double()
@@ -45,7 +76,13 @@ def ppmi_svd_vectors(
     ids: np.ndarray, review_of: np.ndarray, vocab_size: int, dim: int, window: int = 5, seed: int = 0
 ) -> np.ndarray:
     """One `dim`-sized vector per id (rows 0 and 1 zero), scaled to unit variance per dimension."""
-    matrix = ppmi(cooccurrences(ids, review_of, vocab_size, window))
+    return vectors_from_counts(cooccurrences(ids, review_of, vocab_size, window), dim, seed)
+
+
+def vectors_from_counts(counts: torch.Tensor, dim: int, seed: int = 0) -> np.ndarray:
+    """`ppmi_svd_vectors` from co-occurrence counts already made (summed over the ranks of a job)."""
+    vocab_size = counts.shape[0]
+    matrix = ppmi(counts)
     rank = min(dim, vocab_size - 1)
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)  # svd_lowrank draws a random projection

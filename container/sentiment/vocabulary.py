@@ -62,13 +62,21 @@ class Vocabulary:
 
         Ties are broken alphabetically so that the same reviews always give the same ids.
         """
+        counter: Counter[str] = Counter()
+        for tokens in token_lists:
+            counter.update(tokens)
+        return cls.from_counts(counter, tokenizer, max_size, min_count)
+
+    @classmethod
+    def from_counts(
+        cls, counts: Mapping[str, int], tokenizer: dict[str, Any], max_size: int = 5000, min_count: int = 1
+    ) -> Vocabulary:
+        """`build` from token counts already made (summed over the ranks of a job on several instances)."""
         if max_size < 3:
             raise VocabularyError(f"max_size must be at least 3 (two ids are reserved), got {max_size}")
         if min_count < 1:
             raise VocabularyError(f"min_count must be at least 1, got {min_count}")
-        counter: Counter[str] = Counter()
-        for tokens in token_lists:
-            counter.update(tokens)
+        counter = dict(counts)
         for reserved in (PAD_TOKEN, UNKNOWN_TOKEN):
             counter.pop(reserved, None)
         ranked = sorted(

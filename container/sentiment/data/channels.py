@@ -12,6 +12,10 @@ holding any mix of, read in name order (files whose names start with "." are ski
 
 A label is 1, 0, "positive", "negative", "pos" or "neg". Every bad record is a `DataError` naming the
 file and line.
+
+A rank of a job on several instances reads its `ChannelPart`: whole files (what SageMaker's
+`ShardedByS3Key` hands each host, dealt further to the host's ranks) or a block of the records (a
+`FullyReplicated` channel, which every host holds whole). The parts, in rank order, are the channel.
 """
 
 from __future__ import annotations
@@ -22,8 +26,11 @@ import io
 import json
 import zlib
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+import numpy as np
 
 from sentiment.data.cache import load_imdb
 from sentiment.data.table import NEGATIVE, POSITIVE, UNLABELED, ReviewTable
@@ -46,17 +53,56 @@ _COLUMNS = ("id", "label", "rating", "movie", "text")
 _MAX_CSV_FIELD = 16 * 1024 * 1024  # the csv module's default (128 KiB) would reject a long review
 
 
-def read_channel(directory: Path, channel: str, cache_dir: Path | None = None) -> ReviewTable:
-    """Every review in a channel folder; `cache_dir` keeps columnar copies of aclImdb sources."""
+@dataclass(frozen=True)
+class ChannelPart:
+    """Part `index` of `count` of a channel: every `count`-th file from the `index`-th (by="files") or
+    the `index`-th of `count` consecutive blocks of its records (by="records")."""
+
+    index: int = 0
+    count: int = 1
+    by: Literal["files", "records"] = "records"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"part {self.index} of {self.count} does not exist")
+
+    def block(self, records: int) -> range:
+        """The records of this part among `records`: consecutive, as even as whole records allow."""
+        return range(records * self.index // self.count, records * (self.index + 1) // self.count)
+
+
+WHOLE = ChannelPart()
+
+
+def read_channel(
+    directory: Path, channel: str, cache_dir: Path | None = None, part: ChannelPart = WHOLE
+) -> ReviewTable:
+    """The reviews of a channel folder (`part` of them); `cache_dir` keeps columnar copies of aclImdb sources."""
     if channel not in CHANNELS:
         raise ValueError(f"unknown channel {channel!r}; channels are {', '.join(CHANNELS)}")
     directory = Path(directory)
     if not directory.is_dir():
         raise DataError(f"channel {channel!r}: {directory} is not a folder")
-    tables = [_read_source(path, channel, cache_dir) for path in _channel_sources(directory)]
+    sources = list(_channel_sources(directory))
+    if part.by == "files" and part.count > 1:
+        if len(sources) < part.count:
+            raise DataError(
+                f"channel {channel!r}: {directory} holds {len(sources)} file(s) for {part.count} ranks: a sharded "
+                f"channel is dealt in whole files, so write it as at least {part.count} files per host "
+                "(deploy/prepare_data.py --shards)"
+            )
+        sources = sources[part.index :: part.count]
+    tables = [_read_source(path, channel, cache_dir) for path in sources]
     table = ReviewTable.concat(tables) if tables else None
     if table is None or len(table) == 0:
         raise DataError(f"channel {channel!r}: {directory} holds no reviews (accepted: {_ACCEPTED})")
+    if part.by == "records" and part.count > 1:
+        block = part.block(len(table))
+        if not block:
+            raise DataError(
+                f"channel {channel!r}: {len(table)} review(s) in {directory} cannot give each of {part.count} ranks one"
+            )
+        table = table.take(np.arange(block.start, block.stop))
     return table
 
 
@@ -76,6 +122,29 @@ def write_channel(table: ReviewTable, directory: Path, channel: str, format: Cha
     if format not in CHANNEL_FORMATS:
         raise ValueError(f"unknown channel format {format!r}; formats are {', '.join(CHANNEL_FORMATS)}")
     path = Path(directory) / f"{channel}.{format}"
+    _write_rows(table, path, format)
+    return path
+
+
+def write_shards(
+    table: ReviewTable, directory: Path, channel: str, format: ChannelFormat = "jsonl", shards: int = 1
+) -> list[Path]:
+    """`table` as one file (`write_channel`) or as `shards` files `<channel>-00000-of-0000K.<format>` of
+    consecutive reviews, which read in name order give the channel back; each a ShardedByS3Key host can take."""
+    if shards == 1:
+        return [write_channel(table, directory, channel, format)]
+    if not 1 < shards <= len(table):
+        raise DataError(f"channel {channel!r}: {len(table):,} review(s) cannot make {shards} shards of one or more")
+    paths = []
+    for index in range(shards):
+        block = ChannelPart(index, shards).block(len(table))
+        path = Path(directory) / f"{channel}-{index:05d}-of-{shards:05d}.{format}"
+        _write_rows(table.take(np.arange(block.start, block.stop)), path, format)
+        paths.append(path)
+    return paths
+
+
+def _write_rows(table: ReviewTable, path: Path, format: ChannelFormat) -> None:
     rows = zip(table.id, table.label.tolist(), table.rating.tolist(), table.movie, table.text, strict=True)
     with atomic_writer(path, "w") as handle:
         if format == "jsonl":
@@ -91,7 +160,6 @@ def write_channel(table: ReviewTable, directory: Path, channel: str, format: Cha
             writer = csv.writer(handle)
             writer.writerow(_COLUMNS)
             writer.writerows((i, "" if label == UNLABELED else label, r, m, t) for i, label, r, m, t in rows)
-    return path
 
 
 MANIFEST = "channels.json"
@@ -103,9 +171,10 @@ def write_channels(
     directory: Path,
     format: ChannelFormat = "jsonl",
     details: dict[str, Any] | None = None,
-) -> dict[str, Path]:
-    """Write each channel to `<directory>/<channel>/<channel>.<format>` plus a `channels.json`
-    manifest (files, counts, sha256, `details`), replacing an earlier set in `directory` whole.
+    shards: int = 1,
+) -> dict[str, list[Path]]:
+    """Write each channel to `<directory>/<channel>/<channel>.<format>` (or as `shards` files: `write_shards`)
+    plus a `channels.json` manifest (files, counts, sha256, `details`), replacing an earlier set in `directory` whole.
 
     The folder appears only once every channel is written: an interrupted run leaves the previous
     complete set (or none), never a mix. A non-empty folder without a manifest is not a channel
@@ -114,23 +183,22 @@ def write_channels(
     directory = Path(directory).resolve()
     check_replaceable(directory)
     with atomic_directory(directory) as staging:
-        staged = {name: write_channel(table, staging / name, name, format) for name, table in tables.items()}
+        staged = {name: write_shards(table, staging / name, name, format, shards) for name, table in tables.items()}
         manifest = {
             "format": MANIFEST_FORMAT,
             "version": 1,
             **(details or {}),
-            "channels": {
-                name: {
-                    "file": f"{name}/{path.name}",
-                    "reviews": len(tables[name]),
-                    "labels": tables[name].label_counts(),
-                    "sha256": file_digest(path),
-                }
-                for name, path in staged.items()
-            },
+            "channels": {name: _manifest_entry(name, tables[name], paths) for name, paths in staged.items()},
         }
         write_json_atomic(staging / MANIFEST, manifest)
-    return {name: directory / name / path.name for name, path in staged.items()}
+    return {name: [directory / name / path.name for path in paths] for name, paths in staged.items()}
+
+
+def _manifest_entry(name: str, table: ReviewTable, paths: list[Path]) -> dict[str, Any]:
+    entry: dict[str, Any] = {"reviews": len(table), "labels": table.label_counts()}
+    if len(paths) == 1:
+        return {"file": f"{name}/{paths[0].name}", **entry, "sha256": file_digest(paths[0])}
+    return {"files": [{"file": f"{name}/{path.name}", "sha256": file_digest(path)} for path in paths], **entry}
 
 
 def check_replaceable(directory: Path) -> None:

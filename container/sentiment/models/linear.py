@@ -131,6 +131,32 @@ def distinct_per_review(keys: np.ndarray, reviews: np.ndarray) -> tuple[np.ndarr
 
 
 @dataclass(frozen=True)
+class FeatureCounts:
+    """Each distinct n-gram key (sorted), the reviews it occurs in, and how many of those are positive."""
+
+    keys: np.ndarray  # int64, sorted
+    reviews: np.ndarray  # int64
+    positive: np.ndarray  # int64
+
+    @classmethod
+    def merge(cls, parts: Sequence[FeatureCounts]) -> FeatureCounts:
+        """The counts of all `parts` together, as if counted over their reviews at once."""
+        keys, which = np.unique(np.concatenate([part.keys for part in parts]), return_inverse=True)
+        totals = [
+            np.bincount(which, np.concatenate([getattr(p, name) for p in parts]), len(keys))
+            for name in ("reviews", "positive")
+        ]
+        return cls(keys=keys, reviews=totals[0].astype(np.int64), positive=totals[1].astype(np.int64))
+
+
+def feature_counts(keys: np.ndarray, reviews: np.ndarray, labels: np.ndarray) -> FeatureCounts:
+    """Count (review, key) pairs, each given once (see `distinct_per_review`), per key and per positive label."""
+    distinct, which, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    positive = np.bincount(which, weights=labels[reviews] == 1, minlength=len(distinct))
+    return FeatureCounts(keys=distinct, reviews=counts.astype(np.int64), positive=positive.astype(np.int64))
+
+
+@dataclass(frozen=True)
 class FeatureSpace:
     """The n-gram keys that are features (sorted) and their naive-Bayes log-count ratios."""
 
@@ -143,14 +169,16 @@ class FeatureSpace:
 
         `keys` and `reviews` hold each (review, key) pair once (see `distinct_per_review`).
         """
-        distinct, counts = np.unique(keys, return_counts=True)
-        kept = distinct[counts >= min_count]
-        positive = labels[reviews] == 1
-        feature, known = find(kept, keys)
-        p = 1.0 + np.bincount(feature[known & positive], minlength=len(kept))
-        q = 1.0 + np.bincount(feature[known & ~positive], minlength=len(kept))
+        return cls.from_counts(feature_counts(keys, reviews, labels), min_count)
+
+    @classmethod
+    def from_counts(cls, counts: FeatureCounts, min_count: int) -> FeatureSpace:
+        """`fit` from counts already made (merged over the ranks of a job on several instances)."""
+        kept = counts.reviews >= min_count
+        p = 1.0 + counts.positive[kept]
+        q = 1.0 + (counts.reviews - counts.positive)[kept]
         ratios = np.log((p / p.sum()) / (q / q.sum())).astype(np.float32)
-        return cls(keys=kept, ratios=ratios)
+        return cls(keys=counts.keys[kept], ratios=ratios)
 
     def __len__(self) -> int:
         return len(self.keys)
