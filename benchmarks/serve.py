@@ -21,6 +21,9 @@ Rows (the bundled model unless --model; `serve` started here with its defaults, 
                  here the load comes from the same two cores, on SageMaker from elsewhere
   low load       one client at a time: latency percentiles (target: p99 <= 25 ms)
   6 MB batch     one MultiRecord JSON Lines payload of IMDb test reviews (target: >= 1,000 reviews/s)
+  2 x 6 MB at once
+                 two such payloads at the same time, as Batch Transform sends them (the server advertises
+                 MaxConcurrentTransforms = workers): reviews/s of both together
   6 MB batch, 4 clients
                  the same while 4 other clients send one review at a time: the large request's threads
                  share their cores with the other workers (how idle torch threads wait matters here)
@@ -45,6 +48,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -331,6 +335,12 @@ def main() -> None:
             seconds = min(post(url + "/invocations", body, "application/jsonlines")[0] for _ in range(3))
             note = f"{count:,} reviews, {len(body) / 2**20:.1f} MB in {seconds:.2f} s; target >= 1,000"
             rows.append(row("6 MB batch", round(count / seconds, 1), "reviews/s", note))
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                started = time.perf_counter()
+                list(pool.map(lambda _: post(url + "/invocations", body, "application/jsonlines"), range(2)))
+                seconds = time.perf_counter() - started
+            note = f"2 x {count:,} reviews in {seconds:.2f} s, as Batch Transform sends them (2 at a time)"
+            rows.append(row("2 x 6 MB at once", round(2 * count / seconds, 1), "reviews/s", note))
             seconds = large_request_among_small_ones(url, body, review_file, clients=4)
             note = f"{count:,} reviews in {seconds:.2f} s while 4 clients send one review at a time"
             rows.append(row("6 MB batch, 4 clients", round(count / seconds, 1), "reviews/s", note))

@@ -48,8 +48,8 @@ log = logging.getLogger("sentiment.serve")
 
 # How torch's idle OpenMP threads wait, unless the operator says otherwise: asleep, not spinning. A large
 # request scores on every core while the other workers go on scoring small ones on theirs, so its threads
-# share cores with them; spinning threads then hold a core another thread needs, and a 6 MB request took
-# 4.5x as long (benchmarks/serve.py's mixed-load row). libgomp reads the policy once, when torch loads.
+# share cores with them; spinning threads then hold a core another thread needs: on AVX2, two 6 MB requests
+# at once took 15.4 s instead of 10.1 s (README, Serving). libgomp reads the policy once, when torch loads.
 THREAD_WAIT_POLICY = "PASSIVE"
 GRACEFUL_SECONDS = 30  # SageMaker waits this long after SIGTERM before it kills a container
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
