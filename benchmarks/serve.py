@@ -123,21 +123,34 @@ def serving(model: Path | None, **environment: str) -> Iterator[str]:
         process.wait(timeout=60)
 
 
-def wrk(url: str, review_file: Path, clients: int, seconds: int) -> dict[str, Any]:
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+@contextmanager
+def wrk_script() -> Iterator[str]:
+    """The path of WRK_SCRIPT written to a file, for as long as the block lasts."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         script.write(WRK_SCRIPT)
-    threads = min(2, clients)
-    command = ["wrk", f"-t{threads}", f"-c{clients}", f"-d{seconds}s", "--timeout", "10s", "-s", script.name]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    output = subprocess.run(
-        [*command, url + "/invocations"],
-        env={**os.environ, "REVIEW_FILE": str(review_file)},
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk's own CPU: it is the only child that ended
-    os.unlink(script.name)
+        script.flush()
+        yield script.name
+
+
+def wrk_command(url: str, script: str, clients: int, threads: int, seconds: int, timeout: int) -> list[str]:
+    """wrk POSTing the review file's text (REVIEW_FILE in its environment) to /invocations."""
+    return [
+        "wrk", f"-t{threads}", f"-c{clients}", f"-d{seconds}s", "--timeout", f"{timeout}s", "-s", script,
+        url + "/invocations",
+    ]  # fmt: skip
+
+
+def wrk(url: str, review_file: Path, clients: int, seconds: int) -> dict[str, Any]:
+    with wrk_script() as script:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        output = subprocess.run(
+            wrk_command(url, script, clients, min(2, clients), seconds, timeout=10),
+            env={**os.environ, "REVIEW_FILE": str(review_file)},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk's own CPU: it is the only child that ended
     result = json.loads(
         next(line for line in output.splitlines() if line.startswith("RESULT ")).removeprefix("RESULT ")
     )
@@ -157,11 +170,9 @@ def post(url: str, body: bytes, content_type: str) -> tuple[float, bytes]:
 
 def large_request_among_small_ones(url: str, body: bytes, review_file: Path, clients: int) -> float:
     """Seconds for one large JSON Lines request while `clients` others keep sending one review each."""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
-        script.write(WRK_SCRIPT)
-        script.flush()
+    with wrk_script() as script:
         load = subprocess.Popen(
-            ["wrk", "-t1", f"-c{clients}", "-d120s", "--timeout", "30s", "-s", script.name, url + "/invocations"],
+            wrk_command(url, script, clients, threads=1, seconds=120, timeout=30),
             env={**os.environ, "REVIEW_FILE": str(review_file)},
             stdout=subprocess.DEVNULL,
         )
@@ -171,6 +182,14 @@ def large_request_among_small_ones(url: str, body: bytes, review_file: Path, cli
         finally:
             load.terminate()
             load.wait(timeout=30)
+
+
+def large_requests_at_once(url: str, body: bytes, count: int) -> float:
+    """Seconds until `count` copies of one large JSON Lines request, sent together, are all answered."""
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        started = time.perf_counter()
+        list(pool.map(lambda _: post(url + "/invocations", body, "application/jsonlines"), range(count)))
+        return time.perf_counter() - started
 
 
 def review_near(texts: list[str], words: int) -> str:
@@ -335,10 +354,7 @@ def main() -> None:
             seconds = min(post(url + "/invocations", body, "application/jsonlines")[0] for _ in range(3))
             note = f"{count:,} reviews, {len(body) / 2**20:.1f} MB in {seconds:.2f} s; target >= 1,000"
             rows.append(row("6 MB batch", round(count / seconds, 1), "reviews/s", note))
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                started = time.perf_counter()
-                list(pool.map(lambda _: post(url + "/invocations", body, "application/jsonlines"), range(2)))
-                seconds = time.perf_counter() - started
+            seconds = large_requests_at_once(url, body, 2)
             note = f"2 x {count:,} reviews in {seconds:.2f} s, as Batch Transform sends them (2 at a time)"
             rows.append(row("2 x 6 MB at once", round(2 * count / seconds, 1), "reviews/s", note))
             seconds = large_request_among_small_ones(url, body, review_file, clients=4)
