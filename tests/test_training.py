@@ -15,7 +15,14 @@ from sentiment.hyperparameters import parse_hyperparameters
 from sentiment.models.linear import LinearSettings
 from sentiment.models.lstm import LSTMSettings
 from sentiment.text import tokenizer_settings
-from sentiment.training import CROP_WORDS, fit, learning_rate_at, sentence_crops, train_linear
+from sentiment.training import (
+    CROP_WORDS,
+    fit,
+    learning_rate_at,
+    sentence_crops,
+    train_linear,
+    with_sentence_crops,
+)
 from sentiment.vocabulary import Vocabulary, length_batches
 from tests.builders import NEGATIVE_WORDS, POSITIVE_WORDS, make_review
 
@@ -166,6 +173,49 @@ def test_sentence_crops_are_one_or_two_whole_sentences_labelled_as_their_review(
         assert crop[-1] in ".!"  # whole sentences, never a cut one
     assert sentence_crops(reviews, labels, per_review=3, seed=1)[0] == crops  # the seed decides
     assert sentence_crops(reviews, labels, per_review=0, seed=1)[0] == []
+
+
+def test_training_rows_with_sentence_crops_follow_their_review_and_carry_its_label() -> None:
+    reviews = [
+        "Superb acting throughout the film. The plot drags in the middle. A joy to watch again!",
+        "Awful script. I left early. Nobody should pay for this mess.",
+        "One sentence only, never cropped.",
+    ]
+    labels = np.array([1, 0, 1], dtype=np.int8)
+    tokens = [review.lower().split() for review in reviews]
+
+    def rows_of(texts: list[str], per_review: int) -> tuple[list[list[str]], list[int]]:
+        picked = [reviews.index(text) for text in texts]
+        rows = with_sentence_crops(texts, [tokens[i] for i in picked], labels[picked], per_review, str.split, 1)
+        return rows.tokens, rows.labels.tolist()
+
+    rows, row_labels = rows_of(reviews, 2)
+    assert rows[0] == tokens[0] and tokens[1] in rows and rows[-1] == tokens[2]  # a lone sentence: no crop
+    starts = [rows.index(review_tokens) for review_tokens in tokens]
+    assert starts[0] == 0 and starts[1] - starts[0] > 1 and starts[2] - starts[1] > 1  # each review's crops follow it
+    for review, (start, end) in enumerate(zip(starts, [*starts[1:], len(rows)], strict=True)):
+        assert row_labels[start:end] == [labels[review]] * (end - start)
+        for crop in rows[start + 1 : end]:
+            assert " ".join(crop) in reviews[review] and CROP_WORDS[0] <= len(crop) <= CROP_WORDS[1]
+    # A review's crops depend on its text and the seed only: parts of a channel, in order, give the whole.
+    first, second = rows_of(reviews[:1], 2), rows_of(reviews[1:], 2)
+    assert (first[0] + second[0], first[1] + second[1]) == (rows, row_labels)
+    assert rows_of(reviews, 0) == (tokens, labels.tolist())
+
+
+def test_sentence_crops_are_added_to_the_lstms_training_rows_only(data: tuple) -> None:
+    train, validation, _ = data
+    lines: list[str] = []
+    models = {}
+    for crops in ("0", "2"):
+        hp = parse_hyperparameters([*SMALL, "--model", "ensemble", "--sentence_crops", crops])
+        models[crops] = fit(hp, train, validation, report=lines.append).predictor
+    (line,) = [line for line in lines if line.startswith("sentence crops:")]  # only the run that asked
+    rows = int(line.split(" on ")[1].split(" rows")[0].replace(",", ""))
+    assert rows > len(train) and f"({len(train):,} reviews)" in line
+    with_crops, without = models["2"].members, models["0"].members
+    assert np.array_equal(with_crops["linear"].scorer.coefficients, without["linear"].scorer.coefficients)
+    assert not torch.equal(with_crops["lstm"].network.embedding.weight, without["lstm"].network.embedding.weight)
 
 
 def test_short_text_weights_fit_short_texts_and_leave_reviews_alone(data: tuple) -> None:

@@ -26,6 +26,7 @@ import json
 import math
 import sys
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -135,13 +136,15 @@ def fit(
                 )
                 start = pretrain(start, texts, plan, store, report, choose_device(hp.device))
         with _timed(timings, "lstm"):
-            train_ids = encoding.encode(vocabulary, train_tokens)
+            rows = with_sentence_crops(train.text, train_tokens, train.label, hp.lstm.sentence_crops, tokenize, hp.seed)
+            if hp.lstm.sentence_crops:
+                report(f"sentence crops: the LSTM trains on {len(rows.labels):,} rows ({len(train):,} reviews)")
             validation_ids = encoding.encode(vocabulary, validation_tokens)
             network, history = train_lstm(
                 hp.lstm,
                 hp.seed,
                 choose_device(hp.device),
-                Labeled(train_ids, train.label),
+                Labeled(encoding.encode(vocabulary, rows.tokens), rows.labels),
                 Labeled(validation_ids, validation.label),
                 vectors,
                 store,
@@ -248,17 +251,50 @@ def sentence_crops(
     crops: list[str] = []
     crop_labels: list[int] = []
     for text, label in zip(texts, labels, strict=True):
-        parts = sentences(text)
-        if len(parts) < 2 or per_review == 0:
-            continue
-        for _ in range(per_review):
-            size = min(len(parts), 1 + int(rng.integers(0, 2)))
-            start = int(rng.integers(0, len(parts) - size + 1))
-            crop = " ".join(parts[start : start + size])
-            if CROP_WORDS[0] <= len(crop.split()) <= CROP_WORDS[1]:
-                crops.append(crop)
-                crop_labels.append(int(label))
+        for crop in crops_of(text, per_review, rng):
+            crops.append(crop)
+            crop_labels.append(int(label))
     return crops, np.asarray(crop_labels, dtype=labels.dtype)
+
+
+def crops_of(text: str, count: int, rng: np.random.Generator) -> list[str]:
+    """Up to `count` windows of one or two consecutive whole sentences of `text` (none from a text of
+    one sentence), each of `CROP_WORDS` words."""
+    parts = sentences(text)
+    if len(parts) < 2:
+        return []
+    crops = []
+    for _ in range(count):
+        size = min(len(parts), 1 + int(rng.integers(0, 2)))
+        start = int(rng.integers(0, len(parts) - size + 1))
+        crop = " ".join(parts[start : start + size])
+        if CROP_WORDS[0] <= len(crop.split()) <= CROP_WORDS[1]:
+            crops.append(crop)
+    return crops
+
+
+def with_sentence_crops(
+    texts: Sequence[str],
+    tokens: Sequence[list[str]],
+    labels: np.ndarray,
+    per_review: int,
+    tokenize: Callable[[str], list[str]],
+    seed: int,
+) -> Labeled[list[list[str]]]:
+    """Each review's tokens followed by those of up to `per_review` of its sentence crops, labelled as it.
+
+    A review's crops depend only on the seed and its own text, and follow it: so the parts of several
+    ranks, in rank order, give the rows a single host builds from the whole channel."""
+    rows: list[list[str]] = []
+    row_labels: list[int] = []
+    for text, review_tokens, label in zip(texts, tokens, labels, strict=True):
+        rows.append(review_tokens)
+        row_labels.append(int(label))
+        rng = np.random.default_rng([seed, 11, zlib.crc32(text.encode("utf-8", "surrogatepass"))])
+        for crop in crops_of(text, per_review, rng):
+            rows.append(tokenize(crop))
+            row_labels.append(int(label))
+    return Labeled(rows, np.asarray(row_labels, dtype=labels.dtype))
 
 
 @contextlib.contextmanager

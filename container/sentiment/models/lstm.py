@@ -55,6 +55,13 @@ class LSTMSettings:
         high=50.0,
     )
     pretrain_learning_rate: float = setting(1e-3, "peak learning rate of the pretraining", low=1e-6, high=1.0)
+    sentence_crops: int = setting(
+        0,
+        "windows of one or two sentences cut from each training review, labelled as their review, that the "
+        "LSTM also trains on: short texts like those typed into the page (0: whole reviews only)",
+        low=0,
+        high=16,
+    )
     batch_size: int = setting(64, "reviews per step", low=1, high=8192)
     epochs: int = setting(6, "passes over train at most", low=1, high=200)
     learning_rate: float = setting(2e-3, "peak learning rate", low=1e-6, high=1.0)
