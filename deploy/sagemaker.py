@@ -98,7 +98,10 @@ ALARM_PERIOD = 60  # SageMaker's endpoint metrics are per minute
 ALARM_WINDOW = 2 * ALARM_PERIOD  # the latency alarm needs two periods: a shorter wait could not catch it
 PROVISIONING_ALLOWANCE = 1800  # seconds for the new fleet to come up, beyond the waits
 MAX_EXECUTION_TIMEOUT = 28800  # SageMaker's ceiling on a blue/green deployment
-MAX_LATENCY_MS = 250.0  # p99 ModelLatency: ~2x the p99 under 64 clients on 2 cores (131 ms, serve.json)
+# The latency alarm's default p99 ModelLatency: this many times the p99 the serving benchmark measured
+# at saturation (64 clients on one instance's 2 cores, more than autoscaling's half-peak target lets
+# an instance get), read from SERVE_RESULTS as the autoscale target is, so it follows the model's speed.
+LATENCY_HEADROOM = 2.0
 
 # Variants: on instances (deploy's default), or serverless within SageMaker's limits.
 INSTANCE_TYPE = "ml.m5.large"
@@ -211,7 +214,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     update.add_argument(
         "--max-latency-ms",
         type=float,
-        help=f"p99 model latency, 2 minutes on end, that rolls back ({MAX_LATENCY_MS:g} ms)",
+        help=f"p99 model latency, 2 minutes on end, that rolls back (default: {LATENCY_HEADROOM:g} x the p99 "
+        f"of '{THROUGHPUT_CASE}' in {SERVE_RESULTS.name})",
     )
     update.add_argument("--wait", action="store_true", help="wait until the endpoint is InService again")
 
@@ -327,7 +331,11 @@ def check_guard_options(args: argparse.Namespace, parser: argparse.ArgumentParse
             f"not {args.wait_interval}"
         )
     args.max_5xx = 0 if args.max_5xx is None else args.max_5xx
-    args.max_latency_ms = MAX_LATENCY_MS if args.max_latency_ms is None else args.max_latency_ms
+    if args.max_latency_ms is None:
+        try:
+            args.max_latency_ms = derived_latency_ms(SERVE_RESULTS)
+        except DeployError as error:
+            parser.error(str(error))
     if args.max_5xx < 0 or not args.max_latency_ms > 0:
         parser.error("--max-5xx must be 0 or more and --max-latency-ms more than 0")
     if execution_timeout(args) > MAX_EXECUTION_TIMEOUT:
@@ -1074,6 +1082,21 @@ def derived_target(benchmark: Path, safety_factor: float) -> tuple[float, list[s
         "(room for a slower CPU and for the minutes a scale-out takes; --safety-factor, --target)",
     ]
     return target, lines
+
+
+def derived_latency_ms(benchmark: Path) -> float:
+    """The rollback alarm's default p99 model latency in ms: LATENCY_HEADROOM x the benchmark's saturated p99."""
+    try:
+        row = next(item for item in read_json(benchmark)["rows"] if item["case"] == THROUGHPUT_CASE)
+        p99_ms = float(row["p99_ms"])
+    except (OSError, ValueError, KeyError, TypeError, StopIteration):
+        raise DeployError(
+            f"{benchmark}: no '{THROUGHPUT_CASE}' row with p99_ms (make bench-serve-avx2 writes it), "
+            "or give --max-latency-ms"
+        ) from None
+    if not p99_ms > 0:
+        raise DeployError(f"{benchmark}: '{THROUGHPUT_CASE}' has a p99 of {p99_ms:g} ms; give --max-latency-ms")
+    return float(math.ceil(LATENCY_HEADROOM * p99_ms))
 
 
 def autoscale(args: argparse.Namespace, aws: Aws, state: State) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import boto3
 import pytest
 
-from deploy.sagemaker import main
+from deploy.sagemaker import DeployError, derived_latency_ms, main
 from sentiment.contract import ServingSettings
 from sentiment.hyperparameters import parse_hyperparameters
 from sentiment.predictor import Predictor
@@ -286,7 +286,11 @@ def test_a_canary_update_makes_its_alarms_and_sends_a_blue_green_deployment(rela
     assert (errors["MetricName"], errors["Statistic"], errors["Threshold"]) == ("Invocation5XXErrors", "Sum", 0.0)
     assert (errors["EvaluationPeriods"], errors["DatapointsToAlarm"]) == (1, 1)
     assert (latency["MetricName"], latency["ExtendedStatistic"]) == ("ModelLatency", "p99")
-    assert latency["Threshold"] == 250_000.0  # microseconds: 250 ms
+    # Microseconds: twice the saturated p99 the serving benchmark measured (the file autoscale reads too).
+    benchmark = json.loads(SERVE_RESULTS.read_text())
+    (saturated,) = [row["p99_ms"] for row in benchmark["rows"] if row["case"] == "batching on"]
+    assert latency["Threshold"] == math.ceil(2 * saturated) * 1000.0
+    assert latency["Threshold"] > saturated * 1000  # a busy but healthy canary does not roll back
     assert (latency["EvaluationPeriods"], latency["DatapointsToAlarm"]) == (2, 2)
     assert f"alarm:    created {cloud.name}-AllTraffic-5xx-errors" in result.out
 
@@ -610,6 +614,18 @@ def test_autoscale_needs_an_endpoint_and_a_benchmark_and_creates_nothing(cloud: 
     assert no_row.code == 1
     assert f"error: --benchmark {other}: no 'batching on' row" in no_row.err
     assert cloud.calls == [] and cloud.recorded() == recorded
+
+
+def test_the_latency_alarm_default_follows_the_benchmark_and_refuses_one_without_a_p99(tmp_path: Path) -> None:
+    benchmark = tmp_path / "serve.json"
+    benchmark.write_text(json.dumps({"rows": [{"case": "batching on", "p99_ms": 120.2, "unit": "reviews/s"}]}))
+    assert derived_latency_ms(benchmark) == 241.0  # twice, rounded up to a whole millisecond
+    for rows in ([{"case": "batching on", "unit": "reviews/s"}], [{"case": "batching on", "p99_ms": 0}], []):
+        benchmark.write_text(json.dumps({"rows": rows}))
+        with pytest.raises(DeployError, match="give --max-latency-ms"):
+            derived_latency_ms(benchmark)
+    with pytest.raises(DeployError, match="no 'batching on' row with p99_ms"):
+        derived_latency_ms(tmp_path / "absent.json")
 
 
 def test_a_missing_rollback_alarm_fails_before_anything_is_made(relayed: Endpoints) -> None:
