@@ -69,7 +69,11 @@ def assert_same_model(single: Path, together: Path) -> None:
     texts = made_up(40, 40).text
     expected, got = load_model(single / "model"), load_model(together / "model")
     assert got.vocabulary == expected.vocabulary
-    assert np.allclose(got.logits(texts), expected.logits(texts), atol=1e-3)
+    got_logits, expected_logits = got.logits(texts), expected.logits(texts)
+    # Within float rounding: gloo's all-reduce sums the gradient in another order than one host does, and
+    # four epochs amplify that to about 1e-4 of a logit of 20 on an AVX2 CPU (1.7e-3 absolute, measured).
+    assert np.allclose(got_logits, expected_logits, rtol=1e-3, atol=1e-3)
+    assert ((got_logits >= 0) == (expected_logits >= 0)).all()
     card = json.loads((together / "model" / "card.json").read_text())
     assert card["data"]["train"]["reviews"] == 120 * SHARDS and card["data"]["train"]["parts"] == 2
 
