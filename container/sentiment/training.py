@@ -285,6 +285,8 @@ def with_sentence_crops(
 
     A review's crops depend only on the seed and its own text, and follow it: so the parts of several
     ranks, in rank order, give the rows a single host builds from the whole channel."""
+    if per_review == 0:  # the default: no sentence splitting, no generator per review
+        return Labeled(list(tokens), labels)
     rows: list[list[str]] = []
     row_labels: list[int] = []
     for text, review_tokens, label in zip(texts, tokens, labels, strict=True):
