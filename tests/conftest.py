@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -127,10 +128,28 @@ def timed_request(url: str, body: bytes | None = None, headers: dict[str, str] |
     return status, time.monotonic() - started
 
 
+EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A port on 127.0.0.1 that nothing holds, below the kernel's ephemeral range.
+
+    A port the kernel hands out (bind to 0) is freed again before the server under test binds it, and in that
+    window the kernel may give it to any other socket: a container's published port, another test's helper.
+    A probe then connects to that stranger and the test fails far from the cause. Below the ephemeral range the
+    kernel never picks a port itself, so only a program asking for that very number can take it.
+    """
+    low = int(EPHEMERAL_PORTS.read_text().split()[0]) if EPHEMERAL_PORTS.exists() else 32768
+    first = max(1024, low - 12000)
+    candidates = random.sample(range(first, low), min(200, low - first))
+    for port in candidates:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:  # held, or in TIME_WAIT from an earlier test's server
+                continue
+            return port
+    raise RuntimeError(f"no free port on 127.0.0.1 among 200 tried in {first}..{low - 1}")
 
 
 def wait_for_http(url: str, process: subprocess.Popen, seconds: float = 30.0) -> None:

@@ -459,8 +459,10 @@ def test_batch_waits_for_a_server_still_loading_its_model(tmp_path: Path) -> Non
                     break
             time.sleep(0.05)
         result = script("batch_local.sh", data, url=f"http://127.0.0.1:{port}")
-        assert result.returncode == 0, result.stderr
+        serve_state = "running" if process.poll() is None else f"exited {process.returncode}"
+        assert result.returncode == 0, f"{result.stderr}\nserve: {serve_state}"
         assert len((tmp_path / "reviews.jsonl.out").read_text().splitlines()) == 5
+        assert process.poll() is None, "the batch was answered by something other than this serve"
     finally:
         process.terminate()
         process.wait(timeout=40)
