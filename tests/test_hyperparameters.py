@@ -73,6 +73,8 @@ def test_the_reference_preset_is_the_tutorials_lstm_and_explicit_values_win() ->
         (["--grad_clip", "nan"], "--grad_clip: 'nan' is not a finite number"),
         (["--grad_clip", "inf"], "--grad_clip: 'inf' is not a finite number"),
         (["--epochs", "1e3"], "'1e3' is not a whole number"),
+        (["--short_texts", "-1"], "-1 is outside 0 to 200000"),
+        (["--short_texts", "500000"], "500000 is outside 0 to 200000"),
     ],
 )
 def test_bad_hyperparameters_are_refused_with_a_reason(flags: list[str], message: str) -> None:

@@ -11,12 +11,14 @@ import torch
 
 from sentiment.checkpoints import CheckpointStore
 from sentiment.data.table import ReviewTable
+from sentiment.distributed import Group, Rendezvous
 from sentiment.hyperparameters import parse_hyperparameters
 from sentiment.models.linear import LinearSettings
 from sentiment.models.lstm import LSTMSettings
 from sentiment.text import tokenizer_settings
 from sentiment.training import (
     CROP_WORDS,
+    built_short_texts,
     fit,
     learning_rate_at,
     sentence_crops,
@@ -216,6 +218,34 @@ def test_sentence_crops_are_added_to_the_lstms_training_rows_only(data: tuple) -
     with_crops, without = models["2"].members, models["0"].members
     assert np.array_equal(with_crops["linear"].scorer.coefficients, without["linear"].scorer.coefficients)
     assert not torch.equal(with_crops["lstm"].network.embedding.weight, without["lstm"].network.embedding.weight)
+
+
+def test_built_short_texts_are_added_to_both_families_training_rows(data: tuple) -> None:
+    train, validation, _ = data
+    lines: list[str] = []
+    models = {}
+    for count in ("0", "200"):
+        hp = parse_hyperparameters([*SMALL, "--model", "ensemble", "--short_texts", count])
+        models[count] = fit(hp, train, validation, report=lines.append).predictor
+    assert [line for line in lines if line.startswith("built short texts:")] == [
+        "built short texts: 200 short reviews added to training"
+    ]  # only the run that asked
+    with_texts, without = models["200"].members, models["0"].members
+    linear_with, linear_without = with_texts["linear"].scorer.coefficients, without["linear"].scorer.coefficients
+    assert not (linear_with.shape == linear_without.shape and np.array_equal(linear_with, linear_without))
+    assert not torch.equal(with_texts["lstm"].network.embedding.weight, without["lstm"].network.embedding.weight)
+    assert models["200"].vocabulary.tokens == models["0"].vocabulary.tokens  # the vocabulary is the reviews'
+
+
+def test_each_rank_trains_on_its_own_share_of_the_built_short_texts() -> None:
+    hosts = ("algo-1", "algo-2")
+    ranks = [Group(Rendezvous(hosts=hosts, host_rank=rank)) for rank in range(2)]
+    shares = [built_short_texts(50, 1, str.split, group) for group in ranks]
+    alone = built_short_texts(50, 1, str.split)
+    assert len(alone.tokens) == 50 and [len(share.tokens) for share in shares] == [25, 25]
+    interleaved = [tokens for pair in zip(shares[0].tokens, shares[1].tokens, strict=True) for tokens in pair]
+    assert interleaved == alone.tokens
+    assert np.concatenate([shares[0].labels, shares[1].labels]).sum() == alone.labels.sum()
 
 
 def test_short_text_weights_fit_short_texts_and_leave_reviews_alone(data: tuple) -> None:

@@ -56,6 +56,12 @@ class Hyperparameters:
         200, "tokens the LSTM reads per review when scoring, at most max_length (0: max_length)", low=0
     )
     truncation: Literal["head", "tail", "head_tail"] = setting("head_tail", "which tokens a long review keeps")
+    short_texts: int = setting(
+        0,
+        "built short reviews (negation, contrast, scores: sentiment.data.short_texts) both families also train on",
+        low=0,
+        high=200_000,
+    )
     device: Literal["auto", "cpu", "cuda"] = setting("auto", "auto: CUDA (mixed precision) when present")
 
     # Each family's own settings (defaults and limits in its module).

@@ -43,6 +43,7 @@ from sentiment.checkpoints import (
     optimizer_from_checkpoint,
     optimizer_to_checkpoint,
 )
+from sentiment.data.short_texts import short_texts
 from sentiment.data.table import ReviewTable
 from sentiment.distributed import SOLO, Group
 from sentiment.hyperparameters import Hyperparameters
@@ -105,6 +106,9 @@ def fit(
     report(f"vocabulary: {len(vocabulary):,} words from {reviews:,} training reviews")
     encoding = Encoding(hp.max_length, hp.truncation)  # what the LSTM trains on
     scoring = Encoding(min(hp.scoring_length or hp.max_length, hp.max_length), hp.truncation)  # what it serves with
+    built = built_short_texts(hp.short_texts, hp.seed, tokenize, group)
+    if hp.short_texts:
+        report(f"built short texts: {int(group.total(len(built.labels))):,} short reviews added to training")
     short = Labeled([], np.zeros(0, dtype=np.int8))
     if hp.model == "ensemble" and hp.ensemble.short_text_weights:
         crops, crop_labels = sentence_crops(validation.text, validation.label, CROPS_PER_REVIEW, hp.seed)
@@ -144,7 +148,7 @@ def fit(
                 hp.lstm,
                 hp.seed,
                 choose_device(hp.device),
-                Labeled(encoding.encode(vocabulary, rows.tokens), rows.labels),
+                Labeled(encoding.encode(vocabulary, [*rows.tokens, *built.tokens]), _joined(rows.labels, built.labels)),
                 Labeled(validation_ids, validation.label),
                 vectors,
                 store,
@@ -155,7 +159,8 @@ def fit(
             members["lstm"] = LSTMMember(network, vocabulary, scoring)
     if hp.model in ("linear", "ensemble"):
         with _timed(timings, "linear"):
-            scorer = train_linear(hp.linear, hp.seed, vocabulary, train_tokens, train.label, store, report, group=group)
+            tokens, labels = [*train_tokens, *built.tokens], _joined(train.label, built.labels)
+            scorer = train_linear(hp.linear, hp.seed, vocabulary, tokens, labels, store, report, group=group)
             members["linear"] = LinearMember(scorer, vocabulary)
 
     labeled_validation = Labeled(validation_tokens, validation.label)
@@ -169,8 +174,8 @@ def fit(
             report(
                 f"pseudo-labels: {counted:,} unlabeled reviews, {positive / counted:.1%} positive by the first ensemble"
             )
-            tokens = [*train_tokens, *unlabeled_tokens()]
-            labels = np.concatenate([train.label, pseudo]).astype(np.int8)
+            tokens = [*train_tokens, *built.tokens, *unlabeled_tokens()]
+            labels = np.concatenate([train.label, built.labels, pseudo]).astype(np.int8)
             scorer = train_linear(
                 hp.linear,
                 hp.seed,
@@ -180,7 +185,7 @@ def fit(
                 store,
                 report,
                 "linear_student",
-                len(train_tokens),
+                len(train_tokens) + len(built.tokens),
                 group,
             )
             members["linear"] = LinearMember(scorer, vocabulary)
@@ -240,6 +245,20 @@ def _assemble(
     scores = {name: accuracy(logits, validation.labels) for name, logits in parts.items()}
     report(" ".join(f"val_acc_{name}={value:.4f}" for name, value in scores.items()))
     return predictor, scores
+
+
+def built_short_texts(
+    count: int, seed: int, tokenize: Callable[[str], list[str]], group: Group = SOLO
+) -> Labeled[list[list[str]]]:
+    """This rank's share of `count` built short reviews (`sentiment.data.short_texts`), tokenized: every
+    rank builds the same texts and keeps every world_size-th, so the ranks together train on each once."""
+    texts, labels = short_texts(count, seed)
+    share = slice(group.rank, None, group.world_size)
+    return Labeled([tokenize(text) for text in texts[share]], labels[share])
+
+
+def _joined(labels: np.ndarray, more: np.ndarray) -> np.ndarray:
+    return np.concatenate([labels, more.astype(labels.dtype)]) if len(more) else labels
 
 
 def sentence_crops(
