@@ -148,7 +148,7 @@ def short_texts(count: int, seed: int) -> tuple[list[str], np.ndarray]:
         if len(texts) == count:
             break
         wanted = attempt % 2  # alternate labels (a repeat skipped may leave the halves a few apart)
-        builder = builders[int(rng.integers(0, len(builders)))]
+        builder = pick(builders)
         text, label = builder(pick, wanted, pick(SUBJECTS))
         text = _sentence(text) + str(pick(ENDINGS))
         if text in seen:
