@@ -5,6 +5,7 @@ scoring, each token's share of a verdict, and what the family saves and loads. N
 | module | family |
 | --- | --- |
 | `lstm.py` | a BiLSTM over word vectors (`LSTMSettings`, `LSTMClassifier`, `lstm_logits`, `lstm_contributions`) |
+| `lstm_tables.py` | the LSTM's float32 scoring from looked-up input gates (`TabledLSTM`), for `lstm.py` |
 | `linear.py` | NB-weighted logistic regression over word 1-3-grams (`LinearSettings`, `LinearScorer`, its n-grams) |
 | `ensemble.py` | both, weighted by what the validation split says (`EnsembleSettings`, `EnsembleWeights`) |
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 import numpy as np
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from sentiment.errors import SentimentError
+from sentiment.models.lstm_tables import TABLED_FROM_REVIEWS, TabledLSTM
 from sentiment.models.member import Encoding, LoadContext, Precision
 from sentiment.settings import setting
 from sentiment.text import tokenize
@@ -175,28 +177,61 @@ def gather_steps(values: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
 
 
 def lstm_logits(
-    model: LSTMClassifier, encoded: EncodedBatch, device: torch.device | None = None, bfloat16: bool = False
+    model: LSTMClassifier,
+    encoded: EncodedBatch,
+    device: torch.device | None = None,
+    bfloat16: bool = False,
+    tables: TabledLSTM | None = None,
 ) -> np.ndarray:
-    """The LSTM's logits for an encoded batch, run in length-sorted chunks (little padding)."""
+    """The LSTM's logits for an encoded batch, run in length-sorted chunks (little padding).
+
+    With `tables` (float32 on CPU only), chunks of at least TABLED_FROM_REVIEWS reviews are scored from
+    looked-up gates. On CPU, chunks are spread over the calling thread's torch threads, one thread each:
+    chunks side by side scale better than one chunk's kernel split over cores (1.15x on 2 cores).
+    """
     device = device or next(model.parameters()).device
     logits = np.zeros(len(encoded.lengths), dtype=np.float64)
-    order = np.argsort(-encoded.lengths, kind="stable")
+    chunks = length_sorted_chunks(encoded.lengths)
+    threads = min(torch.get_num_threads(), len(chunks)) if device.type == "cpu" else 1
+
+    def score(rows: np.ndarray) -> None:
+        longest = int(encoded.lengths[rows[0]])
+        ids = torch.from_numpy(encoded.ids[rows, :longest].astype(np.int64))
+        lengths = torch.from_numpy(encoded.lengths[rows])
+        # Both are per thread: each chunk's thread enters them.
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
+            if tables is not None and not bfloat16 and len(rows) >= TABLED_FROM_REVIEWS:
+                logits[rows] = tables.logits(ids, lengths).numpy()
+            else:
+                logits[rows] = model(ids.to(device), lengths).float().cpu().numpy()
+
     was_training = model.training
     if was_training:  # eval() walks every submodule: about 0.1 ms, a fifth of scoring one short review
         model.eval()
-    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bfloat16):
-        start = 0
-        while start < len(order):
-            longest = int(encoded.lengths[order[start]])
-            size = max(1, INFERENCE_TOKENS_PER_BATCH // longest)
-            rows = order[start : start + size]
-            ids = torch.from_numpy(encoded.ids[rows, :longest].astype(np.int64)).to(device)
-            lengths = torch.from_numpy(encoded.lengths[rows])
-            logits[rows] = model(ids, lengths).float().cpu().numpy()
-            start += size
-    if was_training:
-        model.train()
+    try:
+        if threads > 1:
+            with ThreadPoolExecutor(threads, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+                list(pool.map(score, chunks))
+        else:
+            for rows in chunks:
+                score(rows)
+    finally:
+        if was_training:
+            model.train()
     return logits
+
+
+def length_sorted_chunks(lengths: np.ndarray) -> list[np.ndarray]:
+    """The rows of each chunk, longest reviews first: each chunk's reviews padded to its longest hold at
+    most INFERENCE_TOKENS_PER_BATCH tokens."""
+    order = np.argsort(-lengths, kind="stable")
+    chunks = []
+    start = 0
+    while start < len(order):
+        size = max(1, INFERENCE_TOKENS_PER_BATCH // int(lengths[order[start]]))
+        chunks.append(order[start : start + size])
+        start += size
+    return chunks
 
 
 def lstm_contributions(
@@ -277,9 +312,24 @@ class LSTMMember:
     vocabulary: Vocabulary
     encoding: Encoding
     precision: Precision = "float32"
+    _tables: TabledLSTM | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.network.eval()
+
+    def prepare(self) -> None:
+        """Build what scoring needs now (while a server loads), not in its first request."""
+        _ = self.tables
+
+    @property
+    def tables(self) -> TabledLSTM | None:
+        """Looked-up gates for float32 scoring on CPU, built on first use (the network is not trained
+        further once it is a member)."""
+        if self.precision != "float32" or next(self.network.parameters()).device.type != "cpu":
+            return None
+        if self._tables is None:
+            self._tables = TabledLSTM.of(self.network)
+        return self._tables
 
     def logits(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
         logits = np.zeros(len(token_lists), dtype=np.float64)
@@ -289,7 +339,7 @@ class LSTMMember:
             group = token_lists[start : start + ENCODED_REVIEWS_AT_ONCE]
             encoded = self.encoding.encode(self.vocabulary, group)
             logits[start : start + len(group)] = lstm_logits(
-                self.network, encoded, bfloat16=self.precision == "bfloat16"
+                self.network, encoded, bfloat16=self.precision == "bfloat16", tables=self.tables
             )
         return logits
 
@@ -305,6 +355,7 @@ class LSTMMember:
         reports ready with a model it cannot run."""
         if precision == "float32" or (precision == "auto" and not native_bfloat16()):
             self.precision = "float32"
+            self.prepare()
             return self.precision
         failure = self._bfloat16_failure()
         if failure is None:
@@ -312,6 +363,7 @@ class LSTMMember:
         elif precision == "auto":
             log.warning("bfloat16 scoring is not usable here (%s); scoring in float32", failure)
             self.precision = "float32"
+            self.prepare()
         else:
             raise PrecisionError(
                 f"bfloat16 scoring is not possible on this CPU ({cpu_description()}): {failure}; use float32 or auto"
