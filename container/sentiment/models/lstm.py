@@ -8,6 +8,7 @@ shape is saved as JSON beside the weights (`LSTMConfig`), so loading needs nothi
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
@@ -313,22 +314,21 @@ class LSTMMember:
     encoding: Encoding
     precision: Precision = "float32"
     _tables: TabledLSTM | None = field(default=None, init=False, repr=False)
+    _building: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.network.eval()
 
-    def prepare(self) -> None:
-        """Build what scoring needs now (while a server loads), not in its first request."""
-        _ = self.tables
-
     @property
     def tables(self) -> TabledLSTM | None:
-        """Looked-up gates for float32 scoring on CPU, built on first use (the network is not trained
-        further once it is a member)."""
+        """Looked-up gates for float32 scoring on CPU, built by the first call that scores enough reviews
+        at once to use them (0.5 s; a server that only ever scores one review at a time never holds their
+        164 MB). The network is not trained further once it is a member."""
         if self.precision != "float32" or next(self.network.parameters()).device.type != "cpu":
             return None
-        if self._tables is None:
-            self._tables = TabledLSTM.of(self.network)
+        with self._building:  # one build per member, however many request threads ask at once
+            if self._tables is None:
+                self._tables = TabledLSTM.of(self.network)
         return self._tables
 
     def logits(self, token_lists: Sequence[Sequence[str]]) -> np.ndarray:
@@ -338,8 +338,9 @@ class LSTMMember:
         for start in range(0, len(token_lists), ENCODED_REVIEWS_AT_ONCE):
             group = token_lists[start : start + ENCODED_REVIEWS_AT_ONCE]
             encoded = self.encoding.encode(self.vocabulary, group)
+            tables = self.tables if len(group) >= TABLED_FROM_REVIEWS else None
             logits[start : start + len(group)] = lstm_logits(
-                self.network, encoded, bfloat16=self.precision == "bfloat16", tables=self.tables
+                self.network, encoded, bfloat16=self.precision == "bfloat16", tables=tables
             )
         return logits
 
@@ -355,7 +356,6 @@ class LSTMMember:
         reports ready with a model it cannot run."""
         if precision == "float32" or (precision == "auto" and not native_bfloat16()):
             self.precision = "float32"
-            self.prepare()
             return self.precision
         failure = self._bfloat16_failure()
         if failure is None:
@@ -363,7 +363,6 @@ class LSTMMember:
         elif precision == "auto":
             log.warning("bfloat16 scoring is not usable here (%s); scoring in float32", failure)
             self.precision = "float32"
-            self.prepare()
         else:
             raise PrecisionError(
                 f"bfloat16 scoring is not possible on this CPU ({cpu_description()}): {failure}; use float32 or auto"
