@@ -319,11 +319,16 @@ class LSTMMember:
     def __post_init__(self) -> None:
         self.network.eval()
 
+    def build_tables(self) -> None:
+        """Build the looked-up gates now: a server chooses its precision while it loads, so its first batch
+        under load does not wait the 0.5 s (all its request threads would)."""
+        _ = self.tables
+
     @property
     def tables(self) -> TabledLSTM | None:
-        """Looked-up gates for float32 scoring on CPU, built by the first call that scores enough reviews
-        at once to use them (0.5 s; a server that only ever scores one review at a time never holds their
-        164 MB). The network is not trained further once it is a member."""
+        """Looked-up gates for float32 scoring on CPU (164 MB for the bundled model), built by
+        `use_precision` or else by the first call that scores enough reviews at once to use them. The
+        network is not trained further once it is a member."""
         if self.precision != "float32" or next(self.network.parameters()).device.type != "cpu":
             return None
         with self._building:  # one build per member, however many request threads ask at once
@@ -356,6 +361,7 @@ class LSTMMember:
         reports ready with a model it cannot run."""
         if precision == "float32" or (precision == "auto" and not native_bfloat16()):
             self.precision = "float32"
+            self.build_tables()
             return self.precision
         failure = self._bfloat16_failure()
         if failure is None:
@@ -363,6 +369,7 @@ class LSTMMember:
         elif precision == "auto":
             log.warning("bfloat16 scoring is not usable here (%s); scoring in float32", failure)
             self.precision = "float32"
+            self.build_tables()
         else:
             raise PrecisionError(
                 f"bfloat16 scoring is not possible on this CPU ({cpu_description()}): {failure}; use float32 or auto"
