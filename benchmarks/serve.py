@@ -28,6 +28,7 @@ Rows (the bundled model unless --model; `serve` started here with its defaults, 
                  the same while 4 other clients send one review at a time: the large request's threads
                  share their cores with the other workers (how idle torch threads wait matters here)
   image          with --image: the image's size and its cold start (container start to first 200 on /ping)
+SENTIMENT_PRECISION, where set, applies to the servers and to the model measured alone (the "model" rows).
 Reviews come from data/channels/test (`make data`); none is stored in the results.
 Needs wrk (`apt-get install wrk`). Writes benchmarks/results/serve.json (`--results NAME`: NAME.json, e.g.
 serve-avx2 for a run with ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2); the machine's CPU capability
@@ -232,7 +233,10 @@ def model_rows(model: Path | None, review: str, batch: int, seconds: float = 6.0
     import torch
 
     environment = {"SM_MODEL_DIR": str(model)} if model else {"USE_BUNDLED_MODEL": "1"}
-    predictor = model_fn(model_source(ServingSettings.from_environment(environment)))
+    if "SENTIMENT_PRECISION" in os.environ:  # the servers started here use it: so does the model measured alone
+        environment["SENTIMENT_PRECISION"] = os.environ["SENTIMENT_PRECISION"]
+    settings = ServingSettings.from_environment(environment)
+    predictor = model_fn(model_source(settings), settings.precision)
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // ServingSettings.from_environment({}).workers))
     try:
