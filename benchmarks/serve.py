@@ -238,7 +238,7 @@ def model_rows(model: Path | None, review: str, batch: int, seconds: float = 6.0
     settings = ServingSettings.from_environment(environment)
     predictor = model_fn(model_source(settings), settings.precision)
     threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // ServingSettings.from_environment({}).workers))
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // settings.workers))
     try:
         alone, together = median_ms_per_review(
             {1: lambda: predictor.predict_proba([review]), batch: lambda: predictor.predict_proba([review] * batch)},
