@@ -54,7 +54,7 @@ bench-distributed: data
 bench-short: data
 	$(BIN)/python benchmarks/short_reviews.py $(MODELS)
 
-# Serving speed over HTTP with wrk (about 1 min; apt-get install wrk).
+# Serving speed over HTTP with wrk (about 3 min; apt-get install wrk).
 bench-serve: data
 	$(BIN)/python benchmarks/serve.py
 

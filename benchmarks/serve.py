@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Serving speed over real HTTP, the load coming from a separate process (wrk), in one run:
 
-    python benchmarks/serve.py [--model PATH] [--clients 64] [--seconds 5] [--rounds 3] [--image sentiment:cpu]
+    python benchmarks/serve.py [--model PATH] [--clients 64] [--seconds 5] [--rounds 5] [--image sentiment:cpu]
 
 Rows (the bundled model unless --model; `serve` started here with its defaults, 2 workers on 2 cores):
   batching off   64 concurrent clients, one 230-word review each, SENTIMENT_MAX_BATCH=1
   batching on    the same load with micro-batching (the 5x target is retired: the ceiling below bounds it)
-                 Both servers run side by side and take turns under load, --rounds times: each row is
-                 the median round, the gain the median of the rounds' on/off ratios, so a noisy
+  batching on, 16 threads / fewer threads' gain
+                 the same load on a server with MODEL_SERVER_THREADS=16, the default before stop 26
+                 (--compare-threads N; no such server when N is the default)
+                 The servers run side by side and take turns under load, --rounds times: each row is
+                 the median round, each gain the median of the rounds' ratios, so a noisy
                  neighbour slowing one stretch of time moves both sides of a ratio alike
   model alone / model in 64 / batching ceiling
                  the model's own time per review (in this process, one torch thread as each worker
@@ -50,7 +53,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -209,22 +212,28 @@ def payload(texts: list[str], limit: int) -> tuple[bytes, int]:
 
 
 def interleaved_loads(
-    model: Path | None, review_file: Path, clients: int, seconds: int, rounds: int
+    model: Path | None, review_file: Path, clients: int, seconds: int, rounds: int, servers: dict[str, dict[str, str]]
 ) -> dict[str, list[dict[str, Any]]]:
-    """wrk's results, round by round, for a server with batching off and one with it on, started
-    together and loaded in turns (the idle one costs nothing)."""
-    with (
-        serving(model, SENTIMENT_MAX_BATCH="1") as off,
-        serving(model, SENTIMENT_MAX_BATCH=str(BATCH)) as on,
-    ):
-        urls = {"batching off": off, "batching on": on}
+    """wrk's results, round by round, for each of `servers` ({case: its environment}), started together
+    and loaded in turns (the idle ones cost nothing)."""
+    with ExitStack() as stack:
+        urls = {case: stack.enter_context(serving(model, **environment)) for case, environment in servers.items()}
         for url in urls.values():
             wrk(url, review_file, clients, 2)  # warm-up: every worker loaded and its code paths run
         loads: dict[str, list[dict[str, Any]]] = {case: [] for case in urls}
-        for _ in range(rounds):
-            for case, url in urls.items():
-                loads[case].append(wrk(url, review_file, clients, seconds))
+        cases = list(urls)
+        for turn in range(rounds):
+            # Each round starts with the next server: none always follows the same one.
+            for case in cases[turn % len(cases) :] + cases[: turn % len(cases)]:
+                loads[case].append(wrk(urls[case], review_file, clients, seconds))
         return loads
+
+
+def gain_row(case: str, loads: list[dict[str, Any]], baselines: list[dict[str, Any]], note: str) -> dict[str, Any]:
+    """The median of the rounds' ratios of reviews/s (within a round the two loads ran seconds apart)."""
+    ratios = sorted(load["requests/s"] / base["requests/s"] for load, base in zip(loads, baselines, strict=True))
+    rounds = ", ".join(f"{ratio:.2f}" for ratio in ratios)
+    return row(case, round(ratios[len(ratios) // 2], 2), "x", f"rounds: {rounds}; {note}")
 
 
 def model_rows(model: Path | None, review: str, batch: int, seconds: float = 6.0) -> list[dict[str, Any]]:
@@ -305,8 +314,11 @@ def main() -> None:
     parser.add_argument("--channels", type=Path, default=REPOSITORY / "data" / "channels")
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--seconds", type=int, default=5, help="of each round under load")
-    parser.add_argument("--rounds", type=int, default=3, help="turns of each server under load")
+    parser.add_argument("--rounds", type=int, default=5, help="turns of each server under load")
     parser.add_argument("--image", help="also measure this Docker image's size and cold start")
+    parser.add_argument(
+        "--compare-threads", type=int, default=16, help="request threads per worker of the compared server"
+    )
     parser.add_argument("--results", default="serve", help="results/NAME.json (default: %(default)s)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -320,17 +332,21 @@ def main() -> None:
         review_file = Path(work) / "review.txt"
         review = review_near(texts, REVIEW_WORDS)
         review_file.write_text(review)
-        rounds = interleaved_loads(args.model, review_file, args.clients, args.seconds, args.rounds)
+        threads = ServingSettings.from_environment({}).threads
+        compared = f"batching on, {args.compare_threads} threads"
+        servers = {"batching off": {"SENTIMENT_MAX_BATCH": "1"}, "batching on": {"SENTIMENT_MAX_BATCH": str(BATCH)}}
+        if args.compare_threads != threads:
+            servers[compared] = {"SENTIMENT_MAX_BATCH": str(BATCH), "MODEL_SERVER_THREADS": str(args.compare_threads)}
+        rounds = interleaved_loads(args.model, review_file, args.clients, args.seconds, args.rounds, servers)
         for case, loads in rounds.items():
             median = sorted(loads, key=lambda load: load["requests/s"])[len(loads) // 2]
             note = f"{args.clients} clients, p99 {median['p99_ms']:.0f} ms, median of {len(loads)} rounds"
             rows.append(row(case, median["requests/s"], "reviews/s", note, **median))
-        ratios = sorted(
-            on["requests/s"] / off["requests/s"]
-            for off, on in zip(rounds["batching off"], rounds["batching on"], strict=True)
-        )
-        note = f"rounds: {', '.join(f'{ratio:.2f}' for ratio in ratios)}; bounded by the batching ceiling below"
-        rows.append(row("batching gain", round(ratios[len(ratios) // 2], 2), "x", note))
+        note = "bounded by the batching ceiling below"
+        rows.append(gain_row("batching gain", rounds["batching on"], rounds["batching off"], note))
+        if compared in rounds:
+            note = f"batching on ({threads} threads per worker) vs {compared}"
+            rows.append(gain_row("fewer threads' gain", rounds["batching on"], rounds[compared], note))
         model = model_rows(args.model, review, BATCH)
         rows.extend(model)
         # What the server makes of the model's own batched speed on the same cores: every worker scoring

@@ -72,7 +72,7 @@ def test_metric_regexes_match_the_training_log() -> None:
 def test_serving_settings_default_to_sagemakers() -> None:
     settings = ServingSettings.from_environment({})
     assert settings.model_dir == Path("/opt/ml/model") and not settings.use_bundled_model
-    assert (settings.host, settings.port, settings.threads, settings.timeout) == ("0.0.0.0", 8080, 16, 60)
+    assert (settings.host, settings.port, settings.threads, settings.timeout) == ("0.0.0.0", 8080, 8, 60)
     assert settings.workers == (os.cpu_count() or 1) and settings.max_batch == 64 and settings.precision == "auto"
     assert settings.max_payload_bytes == 6 * 1024 * 1024
     assert (settings.max_records, settings.max_tokens, settings.max_explained_tokens) == (100_000, 2_000_000, 20_000)

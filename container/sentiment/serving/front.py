@@ -1,6 +1,6 @@
 """nginx in front of gunicorn, as SageMaker's bring-your-own-container example runs it.
 
-A gunicorn thread reads a request's headers and body itself, for as long as they take: 32 clients
+A gunicorn thread reads a request's headers and body itself, for as long as they take: 16 clients
 sending one byte a second hold every thread of two workers, and `/ping` misses SageMaker's 2 s
 health check. nginx reads each request whole (a thousand slow clients cost it a few kilobytes each)
 with deadlines (`HEADER_TIMEOUT_SECONDS` for the headers, `BODY_TIMEOUT_SECONDS` between two reads
