@@ -332,7 +332,8 @@ def main() -> None:
         review_file = Path(work) / "review.txt"
         review = review_near(texts, REVIEW_WORDS)
         review_file.write_text(review)
-        threads = ServingSettings.from_environment({}).threads
+        defaults = ServingSettings.from_environment({})  # what `serve` starts with here
+        threads = defaults.threads
         compared = f"batching on, {args.compare_threads} threads"
         servers = {"batching off": {"SENTIMENT_MAX_BATCH": "1"}, "batching on": {"SENTIMENT_MAX_BATCH": str(BATCH)}}
         if args.compare_threads != threads:
@@ -351,7 +352,7 @@ def main() -> None:
         rows.extend(model)
         # What the server makes of the model's own batched speed on the same cores: every worker scoring
         # batches of 64 back to back would answer workers x 1000 / (ms per review in 64) reviews a second.
-        workers = ServingSettings.from_environment({}).workers
+        workers = defaults.workers
         ceiling = workers * 1000 / next(item["value"] for item in model if item["case"] == f"model in {BATCH}")
         served = next(item["value"] for item in rows if item["case"] == "batching on")
         note = f"batching on vs {workers} workers x the model in {BATCH} ({ceiling:,.0f} reviews/s)"
