@@ -17,9 +17,11 @@ from sentiment.models.lstm import (
     lstm_contributions,
     lstm_logits,
     lstm_tensors,
+    native_bfloat16,
 )
 from sentiment.text import tokenizer_settings
 from sentiment.vocabulary import Vocabulary, encode_batch
+from tests.test_models_lstm_tables import member
 
 WORDS = ["good", "bad", "not", "film", "plot", "great"]
 
@@ -128,3 +130,20 @@ def test_scoring_in_chunks_matches_one_batch_and_saving_keeps_every_weight(vocab
     assert np.array_equal(lstm_logits(loaded, encoded), lstm_logits(model, encoded))
     with pytest.raises(ValueError, match="embeddings for"):
         load_lstm(model.config.to_json(), lstm_tensors(model), len(vocabulary) + 1)
+
+
+@pytest.mark.skipif(not native_bfloat16(), reason="this CPU has no native bfloat16 (the refusal is tested elsewhere)")
+def test_bfloat16_scoring_casts_the_weights_once_and_scores_as_autocast_does() -> None:
+    scorer = member()
+    token_lists = [["good"] * (row % 7 + 1) + ["bad"] for row in range(20)]
+    assert scorer.use_precision("bfloat16") == "bfloat16"
+    cast_once = scorer.bfloat16_network
+    scored = scorer.logits(token_lists)
+    assert scorer.bfloat16_network is cast_once
+    assert {parameter.dtype for parameter in cast_once.parameters()} == {torch.bfloat16}
+    # Explanations and the float32 tables read the network itself, which stays float32.
+    assert {parameter.dtype for parameter in scorer.network.parameters()} == {torch.float32}
+    encoded = scorer.encoding.encode(scorer.vocabulary, token_lists)
+    assert np.array_equal(scored, lstm_logits(scorer.network, encoded, bfloat16=True))
+    assert scorer.use_precision("float32") == "float32"
+    assert scorer._bfloat16_network is None

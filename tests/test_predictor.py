@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -14,7 +15,7 @@ import pytest
 
 import sentiment.models.lstm
 from sentiment.artifacts import load_model, save_model
-from sentiment.models.lstm import PrecisionError, lstm_contributions, native_bfloat16
+from sentiment.models.lstm import LSTMClassifier, PrecisionError, lstm_contributions, native_bfloat16
 from sentiment.predictor import UNCERTAIN_BAND, Explanation, Prediction, Predictor, is_uncertain
 from tests.conftest import REPOSITORY
 from tests.test_training import made_up
@@ -147,9 +148,12 @@ def test_a_bfloat16_that_disagrees_with_float32_is_refused(
 ) -> None:
     real = sentiment.models.lstm.lstm_logits
 
-    def broken_bfloat16(model: object, encoded: object, device: object = None, bfloat16: bool = False) -> np.ndarray:
-        logits = real(model, encoded, device)  # type: ignore[arg-type]
-        return logits + 5.0 if bfloat16 else logits  # a kernel that runs but computes nonsense
+    def broken_bfloat16(
+        model: LSTMClassifier, encoded: object, device: object = None, bfloat16: bool = False
+    ) -> np.ndarray:
+        # A kernel that runs but computes nonsense: the same network's float32 logits, moved far off.
+        logits = real(copy.deepcopy(model).float(), encoded, device)  # type: ignore[arg-type]
+        return logits + 5.0 if bfloat16 else logits
 
     monkeypatch.setattr(sentiment.models.lstm, "native_bfloat16", lambda: True)
     monkeypatch.setattr(sentiment.models.lstm, "lstm_logits", broken_bfloat16)
