@@ -12,16 +12,22 @@ Rows (the bundled model unless --model; `serve` started here with its defaults, 
                  The servers run side by side and take turns under load, --rounds times: each row is
                  the median round, each gain the median of the rounds' ratios, so a noisy
                  neighbour slowing one stretch of time moves both sides of a ratio alike
-  model alone / model in 64 / batching ceiling
+  model alone / model in 8 / model in 64 / batching ceiling
                  the model's own time per review (in this process, one torch thread as each worker
-                 has), alone and in a batch of 64: their ratio bounds what batching can gain here,
-                 as HTTP costs the same per request either way
+                 has), alone, in a batch of 8 (a worker's request threads, the largest batch 64
+                 clients can form in it) and of 64: the ratio of the first and last bounds what
+                 batching can gain here, as HTTP costs the same per request either way
   share of the model's ceiling
                  "batching on" over what the workers would score with batches of 64 back to back:
                  how much of the model's own speed the server keeps (target: >= 60 %)
   share of the ceiling left by wrk
                  the same against the ceiling of the cores wrk did not use (its CPU time is measured):
                  here the load comes from the same two cores, on SageMaker from elsewhere
+  CPU per request, /ping / batching on / at 60 % of the ceiling
+                 the server's CPU time (all its processes, from /proc) per request answered under the
+                 same load: GET /ping, the floor any request pays to nginx, gunicorn and Flask; a
+                 scored review; and what the cores allow a request at 60 % of the ceiling, split into
+                 the model's part, the floor's, and what is left for the rest of a request
   low load       one client at a time: latency percentiles (target: p99 <= 10 ms on AVX2, <= 25 ms on any CPU)
   6 MB batch     one MultiRecord JSON Lines payload of IMDb test reviews (target: >= 1,000 reviews/s)
   2 x 6 MB at once
@@ -54,6 +60,7 @@ import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,12 +74,7 @@ REVIEW_WORDS = 230
 BATCH = 64  # SENTIMENT_MAX_BATCH's default
 PAYLOAD_BYTES = 6 * 1024 * 1024 - 1024  # just under SageMaker's 6 MB
 SERVE = Path(sys.executable).with_name("serve")
-WRK_SCRIPT = """
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "text/plain"
-local file = io.open(os.getenv("REVIEW_FILE"), "rb")
-wrk.body = file:read("*a")
-file:close()
+WRK_REPORT = """
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format('RESULT {"requests": %d, "seconds": %f, "socket_errors": %d, "non_2xx": %d, ' ..
@@ -81,6 +83,17 @@ done = function(summary, latency, requests)
     latency:percentile(90) / 1e3, latency:percentile(99) / 1e3))
 end
 """
+WRK_SCRIPT = (
+    """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "text/plain"
+local file = io.open(os.getenv("REVIEW_FILE"), "rb")
+wrk.body = file:read("*a")
+file:close()
+"""
+    + WRK_REPORT
+)
+WRK_PING_SCRIPT = 'wrk.path = "/ping"\n' + WRK_REPORT  # GET /ping: what any request costs nginx, gunicorn and Flask
 
 
 def free_port() -> int:
@@ -107,8 +120,14 @@ def wait_ready(url: str, process: subprocess.Popen | None = None, seconds: float
     raise TimeoutError(f"{url} was not ready within {seconds} s")
 
 
+@dataclass(frozen=True)
+class Served:
+    url: str
+    pid: int  # `serve`'s own process: nginx and gunicorn (its master and workers) run under it
+
+
 @contextmanager
-def serving(model: Path | None, **environment: str) -> Iterator[str]:
+def serving(model: Path | None, **environment: str) -> Iterator[Served]:
     port = free_port()
     env = {
         **os.environ,
@@ -121,17 +140,17 @@ def serving(model: Path | None, **environment: str) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url + "/ping", process)
-        yield url
+        yield Served(url, process.pid)
     finally:
         process.terminate()
         process.wait(timeout=60)
 
 
 @contextmanager
-def wrk_script() -> Iterator[str]:
-    """The path of WRK_SCRIPT written to a file, for as long as the block lasts."""
+def wrk_script(text: str = WRK_SCRIPT) -> Iterator[str]:
+    """The path of a wrk script (`text`) written to a file, for as long as the block lasts."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
-        script.write(WRK_SCRIPT)
+        script.write(text)
         script.flush()
         yield script.name
 
@@ -144,8 +163,8 @@ def wrk_command(url: str, script: str, clients: int, threads: int, seconds: int,
     ]  # fmt: skip
 
 
-def wrk(url: str, review_file: Path, clients: int, seconds: int) -> dict[str, Any]:
-    with wrk_script() as script:
+def wrk(url: str, review_file: Path, clients: int, seconds: int, script_text: str = WRK_SCRIPT) -> dict[str, Any]:
+    with wrk_script(script_text) as script:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         output = subprocess.run(
             wrk_command(url, script, clients, min(2, clients), seconds, timeout=10),
@@ -196,6 +215,101 @@ def large_requests_at_once(url: str, body: bytes, count: int) -> float:
         return time.perf_counter() - started
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and every process under it."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # it ended while we looked
+            children.setdefault(parent, []).append(int(entry.name))
+    found, pending = [], [pid]
+    while pending:
+        found.append(current := pending.pop())
+        pending.extend(children.get(current, []))
+    return found
+
+
+def cpu_seconds_by_program(pids: list[int]) -> dict[str, float]:
+    """User + system CPU seconds the processes have used so far, added up by program: nginx, or python
+    (`serve`, gunicorn's master and its workers, where the app and the model run)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    spent: dict[str, float] = {"nginx": 0.0, "python": 0.0}
+    for pid in pids:
+        try:
+            name, fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)
+        except OSError:
+            continue
+        program = "nginx" if name.partition("(")[2].startswith("nginx") else "python"
+        user, system = fields.split()[11:13]
+        spent[program] += (int(user) + int(system)) / ticks
+    return spent
+
+
+def batches_so_far(url: str) -> tuple[float, float]:
+    """(reviews, model calls) the server has scored so far, from its /metrics (all workers)."""
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+        lines = response.read().decode().splitlines()
+    value = {line.split()[0]: float(line.split()[1]) for line in lines if line.startswith("sentiment_batch_size_")}
+    return value.get("sentiment_batch_size_sum", 0.0), value.get("sentiment_batch_size_count", 0.0)
+
+
+def cpu_per_request(served: Served, review_file: Path, clients: int, seconds: int, script_text: str) -> dict[str, Any]:
+    """wrk's result with the server's CPU milliseconds per request answered, by program, during the load."""
+    pids = process_tree(served.pid)
+    reviews_before, calls_before = batches_so_far(served.url)
+    before = cpu_seconds_by_program(pids)  # read after /metrics, and again before it: the load alone is counted
+    load = wrk(served.url, review_file, clients, seconds, script_text)
+    after = cpu_seconds_by_program(pids)
+    reviews_after, calls_after = batches_so_far(served.url)
+    load["mean_batch"] = round((reviews_after - reviews_before) / max(calls_after - calls_before, 1), 1)
+    if load["non_2xx"] or load["socket_errors"]:
+        raise RuntimeError(f"the load was not all answered 200: {load}")
+    for program in before:
+        load[f"{program}_ms"] = round(1000 * (after[program] - before[program]) / load["requests"], 3)
+    return load
+
+
+def cpu_rows(
+    served: Served, review_file: Path, clients: int, seconds: int, budget_ms: float, model_ms: dict[int, float]
+) -> list[dict[str, Any]]:
+    """Where a request's CPU goes under `clients` clients: any request's floor (GET /ping through nginx,
+    gunicorn and Flask), a scored one's, and what the 60 % share allows."""
+    wrk(served.url, review_file, clients, 2)  # warm-up
+    ping = cpu_per_request(served, review_file, clients, seconds, WRK_PING_SCRIPT)
+    scored = cpu_per_request(served, review_file, clients, seconds, WRK_SCRIPT)
+    floor, spent = ping["nginx_ms"] + ping["python_ms"], scored["nginx_ms"] + scored["python_ms"]
+    (threads, in_threads), (batch, in_batch) = sorted(model_ms.items())
+    outside = spent - in_batch - floor
+    return [
+        row(
+            "CPU per request, /ping",
+            round(floor, 3),
+            "ms",
+            f"{clients} clients, {ping['requests/s']:,.0f} requests/s: nginx {ping['nginx_ms']:.3f} + gunicorn "
+            f"and Flask {ping['python_ms']:.3f} ms, the floor of any request",
+        ),
+        row(
+            "CPU per request, batching on",
+            round(spent, 3),
+            "ms",
+            f"{clients} clients, {scored['requests/s']:,.0f} reviews/s: nginx {scored['nginx_ms']:.3f} + gunicorn, "
+            f"Flask, the app and the model {scored['python_ms']:.3f} ms; "
+            f"model calls of {scored['mean_batch']} reviews on average",
+        ),
+        row(
+            "CPU per request at 60 % of the ceiling",
+            round(budget_ms, 3),
+            "ms",
+            f"of it the model in {batch} takes {in_batch:.3f} (in {threads}: {in_threads:.3f}) and /ping's floor "
+            f"{floor:.3f}, leaving {budget_ms - in_batch - floor:.3f} for the rest (today {outside:.3f}: body, tokens, "
+            f"batching, answer, metrics, log line, and the model's extra cost in calls of {scored['mean_batch']})",
+        ),
+    ]
+
+
 def review_near(texts: list[str], words: int) -> str:
     return min(texts, key=lambda text: (abs(len(text.split()) - words), text))
 
@@ -217,7 +331,7 @@ def interleaved_loads(
     """wrk's results, round by round, for each of `servers` ({case: its environment}), started together
     and loaded in turns (the idle ones cost nothing)."""
     with ExitStack() as stack:
-        urls = {case: stack.enter_context(serving(model, **environment)) for case, environment in servers.items()}
+        urls = {case: stack.enter_context(serving(model, **environment)).url for case, environment in servers.items()}
         for url in urls.values():
             wrk(url, review_file, clients, 2)  # warm-up: every worker loaded and its code paths run
         loads: dict[str, list[dict[str, Any]]] = {case: [] for case in urls}
@@ -236,9 +350,12 @@ def gain_row(case: str, loads: list[dict[str, Any]], baselines: list[dict[str, A
     return row(case, round(ratios[len(ratios) // 2], 2), "x", f"rounds: {rounds}; {note}")
 
 
-def model_rows(model: Path | None, review: str, batch: int, seconds: float = 6.0) -> list[dict[str, Any]]:
-    """The served model's own time per review, alone and in a batch of `batch` copies, with one
-    torch thread (as each of `serve`'s workers has on this machine: cores / workers)."""
+def model_rows(
+    model: Path | None, review: str, batch: int, request_threads: int, seconds: float = 6.0
+) -> list[dict[str, Any]]:
+    """The served model's own time per review, alone, in a batch of `request_threads` copies (the most a worker's
+    request threads hand it at once) and of `batch`, with one torch thread (as each of `serve`'s workers
+    has on this machine: cores / workers)."""
     import torch
 
     environment = {"SM_MODEL_DIR": str(model)} if model else {"USE_BUNDLED_MODEL": "1"}
@@ -246,18 +363,28 @@ def model_rows(model: Path | None, review: str, batch: int, seconds: float = 6.0
         environment["SENTIMENT_PRECISION"] = os.environ["SENTIMENT_PRECISION"]
     settings = ServingSettings.from_environment(environment)
     predictor = model_fn(model_source(settings), settings.precision)
-    threads = torch.get_num_threads()
+    torch_threads = torch.get_num_threads()
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // settings.workers))
     try:
-        alone, together = median_ms_per_review(
-            {1: lambda: predictor.predict_proba([review]), batch: lambda: predictor.predict_proba([review] * batch)},
-            seconds,
+        alone, in_threads, together = median_ms_per_review(
+            {
+                1: lambda: predictor.predict_proba([review]),
+                request_threads: lambda: predictor.predict_proba([review] * request_threads),
+                batch: lambda: predictor.predict_proba([review] * batch),
+            },
+            seconds * 1.5,
         )
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(torch_threads)
     note = "what batching can gain at most here"
     return [
         row("model alone", round(alone, 3), "ms/review", f"{predictor.family}, {predictor.precision}, no HTTP"),
+        row(
+            f"model in {request_threads}",
+            round(in_threads, 3),
+            "ms/review",
+            f"one call of {request_threads} reviews, the most a worker's request threads hand it at once",
+        ),
         row(f"model in {batch}", round(together, 3), "ms/review", f"one call of {batch} reviews, no HTTP"),
         row("batching ceiling", round(alone / together, 2), "x", note),
     ]
@@ -348,7 +475,7 @@ def main() -> None:
         if compared in rounds:
             note = f"batching on ({threads} threads per worker) vs {compared}"
             rows.append(gain_row("fewer threads' gain", rounds["batching on"], rounds[compared], note))
-        model = model_rows(args.model, review, BATCH)
+        model = model_rows(args.model, review, BATCH, threads)
         rows.extend(model)
         # What the server makes of the model's own batched speed on the same cores: every worker scoring
         # batches of 64 back to back would answer workers x 1000 / (ms per review in 64) reviews a second.
@@ -364,7 +491,15 @@ def main() -> None:
         left = ceiling * max(cores - client, 0.01) / cores
         note = f"wrk took {client:.2f} of {cores} cores: batching on vs the ceiling of the rest ({left:,.0f} reviews/s)"
         rows.append(row("share of the ceiling left by wrk", round(served / left, 3), "", note))
-        with serving(args.model) as url:
+        with serving(args.model) as served:
+            # The cores' CPU time per request at 60 % of the ceiling: what every part of a request must fit in.
+            per_review = {
+                size: next(item["value"] for item in model if item["case"] == f"model in {size}")
+                for size in (threads, BATCH)
+            }
+            budget = cores * 1000 / (0.6 * ceiling)
+            rows.extend(cpu_rows(served, review_file, args.clients, args.seconds, budget, per_review))
+            url = served.url
             wrk(url, review_file, 1, 2)
             low = wrk(url, review_file, 1, 10)
             rows.append(row("low load p50", round(low["p50_ms"], 2), "ms", "1 client"))
