@@ -16,7 +16,7 @@ from sentiment.models.lstm import LSTMClassifier, LSTMConfig
 from sentiment.models.member import Encoding
 from sentiment.pretraining import LanguageModel, PretrainingPlan, pretrain
 from sentiment.text import tokenize
-from sentiment.training import fit
+from sentiment.training import fit, job_fingerprint
 from sentiment.vocabulary import EncodedBatch, Vocabulary
 from tests.test_training import SMALL, made_up
 
@@ -122,3 +122,26 @@ def test_training_starts_the_lstm_from_its_pretraining() -> None:
     last = [line.split() for line in lines if line.startswith("pretrain step=")][-1]
     assert last[1] == f"step={last[3]}"  # every step of the plan ran
     assert result.validation["lstm"] >= 0.9
+
+
+def test_a_job_that_changes_only_how_labels_are_learned_reuses_the_pretraining(tmp_path: Path) -> None:
+    train, validation, unlabeled = made_up(240, 1), made_up(80, 2), made_up(120, 3)
+    small = [*SMALL, "--model", "lstm", "--pretrain_epochs", "1"]
+
+    def run(*changes: str) -> list[str]:
+        hp = parse_hyperparameters([*small, *changes])
+        store = CheckpointStore(tmp_path, job_fingerprint(hp, train, validation, unlabeled))
+        lines: list[str] = []
+        fit(hp, train, validation, unlabeled, store, report=lines.append)
+        return lines
+
+    first = run()
+    steps = [line for line in first if line.startswith("pretrain step=")]
+    assert steps and not any(line.startswith("pretrained:") for line in first)
+    total = steps[-1].split()[3]
+    reused = run("--learning_rate", "0.005", "--dropout", "0.2")  # another job: its lstm stage starts afresh
+    assert f"pretrained: {total} steps finished earlier, reused from the checkpoint folder" in reused
+    assert not any(line.startswith("pretrain step=") for line in reused)
+    retrained = run("--pretrain_learning_rate", "0.002")  # what pretraining reads changed: it runs again
+    assert [line for line in retrained if line.startswith("pretrain step=")]
+    assert not any(line.startswith("pretrained:") for line in retrained)

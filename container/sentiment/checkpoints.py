@@ -41,6 +41,11 @@ class CheckpointStore:
         self.directory = Path(directory) if directory is not None else None
         self.job = job
 
+    def keyed(self, job: str) -> CheckpointStore:
+        """The same folder for a stage that depends on less than the whole job (its own key): another job
+        that agrees on what the stage reads resumes it or reuses its result."""
+        return CheckpointStore(self.directory, job)
+
     def save(self, stage: str, tensors: dict[str, torch.Tensor], document: dict[str, Any]) -> None:
         if self.directory is None:
             return

@@ -5,9 +5,10 @@ what follows is learned from raw text, which 22,500 labels cannot teach (Dai & L
 The language model is the classifier's own embedding and LSTM layers with one adaptive softmax per
 direction (Grave et al., 2017: frequent words cost a full softmax, rare ones a small one), so what it
 learns is the classifier's starting point and nothing has to be copied. Pretraining is a stage of its
-own: checkpointed every `CHECKPOINT_STEPS` steps (a pass over 72,500 reviews takes about 40 minutes on two cores),
-resumed where it stopped, and its result is cached in the checkpoint folder, so a second job with the
-same data and settings starts from it.
+own: checkpointed every `CHECKPOINT_STEPS` steps (a pass over 72,500 reviews, 1,133 steps of 64, took
+23.5 minutes on two AVX-512 cores), resumed where it stopped, and its result is kept in the checkpoint
+folder under a key of what it reads (`training.pretraining_fingerprint`), so a second job with the same
+data and pretraining settings starts from it whatever else it changes.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from sentiment.models.lstm import LSTMClassifier, gather_steps
 from sentiment.vocabulary import EncodedBatch, length_batches
 
 CUTOFFS = (2_000, 10_000)  # the adaptive softmax's clusters: the 2,000 commonest ids, the next 8,000, the rest
-CHECKPOINT_STEPS = 200  # steps between checkpoints (about a minute on two cores)
+CHECKPOINT_STEPS = 200  # steps between checkpoints (about 4 minutes on two cores)
 STAGE = "pretrain"
 Report = Callable[[str], None]
 
@@ -95,7 +96,9 @@ def pretrain(
     total = max(1, round(plan.epochs * per_epoch))
     order = _batches(texts.lengths, plan.batch_size, rng, total)
     step = _resume(model, optimizer, store)
-    if step:
+    if step >= total:
+        report(f"pretrained: {total:,} steps finished earlier, reused from the checkpoint folder")
+    elif step:
         report(f"resumed: pretraining continues after step {step:,} of {total:,} (checkpoint)")
     model.train()
     started, running = time.perf_counter(), 0.0

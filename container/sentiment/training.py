@@ -138,7 +138,8 @@ def fit(
                 plan = PretrainingPlan(
                     hp.lstm.pretrain_epochs, hp.lstm.batch_size, hp.lstm.pretrain_learning_rate, hp.seed
                 )
-                start = pretrain(start, texts, plan, store, report, choose_device(hp.device))
+                pretraining_store = store.keyed(pretraining_fingerprint(hp, train, unlabeled))
+                start = pretrain(start, texts, plan, pretraining_store, report, choose_device(hp.device))
         with _timed(timings, "lstm"):
             rows = with_sentence_crops(train.text, train_tokens, train.label, hp.lstm.sentence_crops, tokenize, hp.seed)
             if hp.lstm.sentence_crops:
@@ -329,6 +330,36 @@ def job_fingerprint(hp: Hyperparameters, *tables: ReviewTable | None) -> str:
     """Identifies a job's settings and data, so checkpoints are resumed only by the same job."""
     digests = [table.digest() if table is not None else "none" for table in tables]
     return hashlib.sha256(json.dumps([hp.flat(), digests], sort_keys=True).encode()).hexdigest()
+
+
+# What the pretrained LSTM depends on: a job that changes only how the labels are learned (learning rate,
+# epochs, dropout, the linear model, ...) reuses the pretraining another job left in the checkpoint folder.
+PRETRAINING_INPUTS = (
+    "seed",
+    "tokenizer",
+    "vocab_size",
+    "min_count",
+    "max_length",
+    "truncation",
+    "embedding_dim",
+    "hidden_dim",
+    "layers",
+    "bidirectional",
+    "pooling",  # the classifier head's shape: the checkpoint holds the whole network
+    "embedding_dropout",
+    "pretrained_vectors",
+    "batch_size",
+    "pretrain_epochs",
+    "pretrain_learning_rate",
+)
+
+
+def pretraining_fingerprint(hp: Hyperparameters, train: ReviewTable, unlabeled: ReviewTable | None) -> str:
+    """Identifies what language-model pretraining reads: its settings and the texts (train and unlabeled)."""
+    flat = hp.flat()
+    settings = {name: flat[name] for name in PRETRAINING_INPUTS}
+    digests = [train.digest(), unlabeled.digest() if unlabeled is not None else "none"]
+    return hashlib.sha256(json.dumps(["pretrain", settings, digests], sort_keys=True).encode()).hexdigest()
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:

@@ -54,7 +54,7 @@ class LSTMSettings:
     pretrain_epochs: float = setting(
         0.0,
         "passes of language-model pretraining over train + unlabeled reviews before the labels (0: none; "
-        "about 40 min a pass on 2 cores; sentiment.pretraining)",
+        "about 24 min a pass on 2 cores; sentiment.pretraining)",
         low=0.0,
         high=50.0,
     )
