@@ -138,10 +138,15 @@ def test_a_job_that_changes_only_how_labels_are_learned_reuses_the_pretraining(t
     first = run()
     steps = [line for line in first if line.startswith("pretrain step=")]
     assert steps and not any(line.startswith("pretrained:") for line in first)
+    assert "resumed: word vectors (checkpoint)" not in first
     total = steps[-1].split()[3]
     reused = run("--learning_rate", "0.005", "--dropout", "0.2")  # another job: its lstm stage starts afresh
     assert f"pretrained: {total} steps finished earlier, reused from the checkpoint folder" in reused
     assert not any(line.startswith("pretrain step=") for line in reused)
+    assert "resumed: word vectors (checkpoint)" in reused  # the vectors pretraining started from, too
     retrained = run("--pretrain_learning_rate", "0.002")  # what pretraining reads changed: it runs again
     assert [line for line in retrained if line.startswith("pretrain step=")]
     assert not any(line.startswith("pretrained:") for line in retrained)
+    assert "resumed: word vectors (checkpoint)" in retrained  # what they read did not change
+    revectored = run("--embedding_dim", "24")  # a new vectors' shape: both stages run again
+    assert not any(line.startswith(("resumed: word vectors", "pretrained:")) for line in revectored)

@@ -7,8 +7,8 @@ direction (Grave et al., 2017: frequent words cost a full softmax, rare ones a s
 learns is the classifier's starting point and nothing has to be copied. Pretraining is a stage of its
 own: checkpointed every `CHECKPOINT_STEPS` steps (a pass over 72,500 reviews, 1,133 steps of 64, took
 23.5 minutes on two AVX-512 cores), resumed where it stopped, and its result is kept in the checkpoint
-folder under a key of what it reads (`training.pretraining_fingerprint`), so a second job with the same
-data and pretraining settings starts from it whatever else it changes.
+folder under a key of what it reads (`training.PRETRAINING_INPUTS` and the texts), so a second job with
+the same data and pretraining settings starts from it whatever else it changes.
 """
 
 from __future__ import annotations

@@ -126,8 +126,16 @@ def fit(
         vectors = None
         if hp.lstm.pretrained_vectors:
             with _timed(timings, "vectors"):
+                vectors_store = store.keyed(stage_fingerprint("vectors", VECTOR_INPUTS, hp, train, unlabeled))
                 vectors = word_vectors(
-                    hp.lstm.embedding_dim, hp.seed, vocabulary, train_tokens, unlabeled_tokens, store, report, group
+                    hp.lstm.embedding_dim,
+                    hp.seed,
+                    vocabulary,
+                    train_tokens,
+                    unlabeled_tokens,
+                    vectors_store,
+                    report,
+                    group,
                 )
         start = None
         if hp.lstm.pretrain_epochs > 0:
@@ -138,7 +146,7 @@ def fit(
                 plan = PretrainingPlan(
                     hp.lstm.pretrain_epochs, hp.lstm.batch_size, hp.lstm.pretrain_learning_rate, hp.seed
                 )
-                pretraining_store = store.keyed(pretraining_fingerprint(hp, train, unlabeled))
+                pretraining_store = store.keyed(stage_fingerprint("pretrain", PRETRAINING_INPUTS, hp, train, unlabeled))
                 start = pretrain(start, texts, plan, pretraining_store, report, choose_device(hp.device))
         with _timed(timings, "lstm"):
             rows = with_sentence_crops(train.text, train_tokens, train.label, hp.lstm.sentence_crops, tokenize, hp.seed)
@@ -328,8 +336,11 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
 
 def job_fingerprint(hp: Hyperparameters, *tables: ReviewTable | None) -> str:
     """Identifies a job's settings and data, so checkpoints are resumed only by the same job."""
-    digests = [table.digest() if table is not None else "none" for table in tables]
-    return hashlib.sha256(json.dumps([hp.flat(), digests], sort_keys=True).encode()).hexdigest()
+    return _sha256_of_json([hp.flat(), _digests(tables)])
+
+
+# What the word vectors depend on: the vocabulary (built from train) and the texts they are counted in.
+VECTOR_INPUTS = ("seed", "tokenizer", "vocab_size", "min_count", "embedding_dim")
 
 
 # What the pretrained LSTM depends on: a job that changes only how the labels are learned (learning rate,
@@ -354,12 +365,21 @@ PRETRAINING_INPUTS = (
 )
 
 
-def pretraining_fingerprint(hp: Hyperparameters, train: ReviewTable, unlabeled: ReviewTable | None) -> str:
-    """Identifies what language-model pretraining reads: its settings and the texts (train and unlabeled)."""
+def stage_fingerprint(
+    stage: str, inputs: Sequence[str], hp: Hyperparameters, train: ReviewTable, unlabeled: ReviewTable | None
+) -> str:
+    """Identifies what a stage that reads train and unlabeled reviews depends on: the settings named in
+    `inputs` (`VECTOR_INPUTS`, `PRETRAINING_INPUTS`) and those texts, so jobs that agree on them share it."""
     flat = hp.flat()
-    settings = {name: flat[name] for name in PRETRAINING_INPUTS}
-    digests = [train.digest(), unlabeled.digest() if unlabeled is not None else "none"]
-    return hashlib.sha256(json.dumps(["pretrain", settings, digests], sort_keys=True).encode()).hexdigest()
+    return _sha256_of_json([stage, {name: flat[name] for name in inputs}, _digests([train, unlabeled])])
+
+
+def _digests(tables: Sequence[ReviewTable | None]) -> list[str]:
+    return [table.digest() if table is not None else "none" for table in tables]
+
+
+def _sha256_of_json(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
