@@ -6,7 +6,8 @@
 
 `--source` takes the official URL (the default: downloaded with resume and md5 check), a local
 aclImdb .tar.gz, or an extracted aclImdb/ folder. Channels land in `--output` as
-`<channel>/<channel>.jsonl` (train, validation carved from train with `--seed`, test, unlabeled). With
+`<channel>/<channel>.jsonl` (train, validation carved from train with `--seed`, test, unlabeled, and
+with `--sentences` the soft-labelled sentences that `python -m teacher.label` wrote). With
 `--bucket`, the folder is mirrored to `s3://<bucket>/<prefix>/`: files already there with the same
 sha256 are skipped (a rerun after an interruption uploads only what is missing), objects of an earlier
 set that this one lacks are deleted, and the manifest `channels.json` is uploaded last.
@@ -43,7 +44,7 @@ from sentiment.data import (
     official_count_differences,
     write_channels,
 )
-from sentiment.data.channels import MANIFEST, check_replaceable
+from sentiment.data.channels import MANIFEST, SENTENCES, check_replaceable, read_sentences, sentences_details
 from sentiment.errors import SentimentError
 from sentiment.files import file_digest
 
@@ -78,6 +79,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--seed", type=int, default=DEFAULT_SEED, help="seed of the validation split (default: %(default)s)"
     )
     parser.add_argument("--no-unlabeled", action="store_true", help="leave out the 50,000 unlabeled reviews")
+    parser.add_argument(
+        "--sentences",
+        type=Path,
+        help="a folder of soft-labelled sentences (python -m teacher.label) to add as the sentences channel",
+    )
     parser.add_argument(
         "--shards",
         type=int,
@@ -144,7 +150,11 @@ def write_local_channels(args: argparse.Namespace, source: Path) -> Path:
     details = {"source": str(args.source), "validation_fraction": args.validation_fraction, "seed": args.seed}
     if args.shards > 1:
         details["shards"] = args.shards
-    paths = write_channels(tables, output, args.format, details, args.shards)
+    sentences, labelled_by = None, None
+    if args.sentences is not None:
+        sentences, labelled_by = read_sentences(args.sentences), sentences_details(args.sentences)
+        print(f"add:      {SENTENCES:<10} {len(sentences):>7,} soft-labelled texts from {args.sentences}")
+    paths = write_channels(tables, output, args.format, details, args.shards, sentences, labelled_by)
     total = sum(path.stat().st_size for files in paths.values() for path in files)
     shards = f" as {args.shards} files each" if args.shards > 1 else ""
     print(
@@ -160,7 +170,7 @@ def upload_channels(output: Path, bucket: str, prefix: str, region: str | None, 
     s3 = boto3.client("s3", region_name=region, endpoint_url=endpoint_url)
     try:
         ensure_bucket(s3, bucket)
-        for channel in CHANNELS:
+        for channel in (*CHANNELS, SENTENCES):
             local = {path.name: path for path in sorted((output / channel).glob("*"))}
             remote = set(list_keys(s3, bucket, s3_key(prefix, channel, "")))
             for name, path in local.items():
@@ -173,7 +183,7 @@ def upload_channels(output: Path, bucket: str, prefix: str, region: str | None, 
         raise SentimentError("no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY") from None
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
         raise SentimentError(f"S3 upload to s3://{bucket}/{prefix} failed: {error}") from None
-    for channel in CHANNELS:
+    for channel in (*CHANNELS, SENTENCES):
         if (output / channel).is_dir():
             print(f"channel:  {channel:<10} s3://{bucket}/{s3_key(prefix, channel, '')}")
 

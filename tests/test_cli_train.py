@@ -15,10 +15,10 @@ from sentiment.artifacts import load_model
 from sentiment.cli.bundle import PROGRAM
 from sentiment.cli.train import Job, main, run_ranks_of_host
 from sentiment.contract import Cluster, TrainingPaths
-from sentiment.data.channels import write_channel
+from sentiment.data.channels import SENTENCES_DETAILS, read_sentences, write_channel, write_sentences
 from sentiment.hyperparameters import parse_hyperparameters
 from tests.conftest import free_port
-from tests.test_training import made_up
+from tests.test_training import made_up, soft_sentences
 
 # SageMaker writes every hyperparameter value as a string.
 HYPERPARAMETERS = {
@@ -206,3 +206,31 @@ def test_a_host_runs_one_rank_per_device_as_processes_of_its_own(environment: Pa
     assert {path.name for path in (environment / "checkpoints").iterdir()} == {"rank-0-of-2", "rank-1-of-2"}
     card = json.loads((environment / "model" / "card.json").read_text())
     assert card["data"]["train"] == {"reviews": 200, "parts": 2, "sha256": card["data"]["train"]["sha256"]}
+
+
+def test_a_sentences_channel_teaches_the_lstm_and_the_card_says_how_it_was_labelled(
+    environment: Path, capsys: pytest.CaptureFixture
+) -> None:
+    opt_ml(environment, channels=("train", "test"))
+    folder = environment / "input" / "data" / "sentences"
+    folder.mkdir()
+    write_sentences(soft_sentences(40, 3), folder / "sentences.jsonl")
+    labelled_by = {"score": "0.5 x teacher + 0.5 x student", "teacher": {"base": "a sentence encoder"}}
+    (folder / SENTENCES_DETAILS).write_text(json.dumps(labelled_by))
+    assert main([]) == 0
+    output = capsys.readouterr().out
+    assert "channel sentences: 40 soft-labelled texts (mean score 0.500)" in output
+    assert "sentences: the LSTM also learns from 40 soft-labelled texts" in output
+    card = json.loads((environment / "model" / "card.json").read_text())
+    entry = card["data"]["sentences"]
+    assert entry["reviews"] == 40 and entry["mean_score"] == 0.5 and entry["labelled_by"] == labelled_by
+    assert entry["sha256"] == read_sentences(folder).digest()
+    shown = (environment / "model" / "card.md").read_text()
+    assert "- sentences: 40 soft-labelled texts for the LSTM (mean score 0.500; labels 0.5 x teacher" in shown
+
+    (folder / "sentences.jsonl").write_text('{"text": "fine", "score": 2}\n')
+    assert main([]) == 1
+    assert (
+        "sentences.jsonl: line 1: 'score' must be a number from 0 to 1"
+        in (environment / "output" / "failure").read_text()
+    )

@@ -29,6 +29,7 @@ import botocore.exceptions
 import pytest
 
 from deploy.sagemaker import main, wait_for
+from deploy.stages.training import CHANNELS
 from sentiment.artifacts import save_model
 from sentiment.contract import MAX_PAYLOAD_MB, METRIC_DEFINITIONS, ServingSettings
 from sentiment.data.table import ReviewTable
@@ -658,7 +659,7 @@ def test_train_on_several_instances_shards_train_and_unlabeled_when_asked(cloud:
     args = ["--image", IMAGE, "--role", ROLE, "--data", f"s3://{cloud.bucket}/data", "--job-name", job]
     result = cloud.run("train", *args, "--instance-count", "2", "--distribution", "sharded")
     assert result.code == 0, result.err
-    assert "train:    2 hosts train one model; train and unlabeled ShardedByS3Key" in result.out
+    assert "train:    2 hosts train one model; train, unlabeled ShardedByS3Key" in result.out
     described = cloud.sagemaker.describe_training_job(TrainingJobName=job)
     assert described["ResourceConfig"]["InstanceCount"] == 2
     kinds = {
@@ -680,6 +681,35 @@ def test_train_on_several_instances_shards_train_and_unlabeled_when_asked(cloud:
         "SageMaker gives each instance whole files: write it as at least 3 (deploy/prepare_data.py --shards 3)\n"
     )
     assert cloud.created() == []
+
+
+def test_train_sends_the_sentences_channel_only_where_the_data_folder_has_it(cloud: Cloud) -> None:
+    job = f"{cloud.name}-job"
+    args = ["--image", IMAGE, "--role", ROLE, "--data", f"s3://{cloud.bucket}/data"]
+    cloud.put("data/sentences-elsewhere/s.jsonl", b'{"text": "x", "score": 0.5}\n')  # a prefix, not the folder
+    assert cloud.run("train", *args, "--job-name", f"{job}-a").code == 0
+    described = cloud.sagemaker.describe_training_job(TrainingJobName=f"{job}-a")
+    assert [channel["ChannelName"] for channel in described["InputDataConfig"]] == list(CHANNELS)
+
+    for shard in range(2):
+        cloud.put(f"data/sentences/sentences-0000{shard}-of-00002.jsonl", b'{"text": "x", "score": 0.5}\n')
+    for channel in ("train", "unlabeled"):
+        for shard in range(2):
+            cloud.put(f"data/{channel}/{channel}-0000{shard}-of-00002.jsonl", b'{"text": "x", "label": 1}\n')
+    result = cloud.run("train", *args, "--job-name", f"{job}-b", "--instance-count", "2", "--distribution", "sharded")
+    assert result.code == 0, result.err
+    assert "train:    channels train, validation, test, unlabeled, sentences from" in result.out
+    assert "train:    2 hosts train one model; train, unlabeled, sentences ShardedByS3Key" in result.out
+    described = cloud.sagemaker.describe_training_job(TrainingJobName=f"{job}-b")
+    sentences = described["InputDataConfig"][-1]
+    assert sentences["ChannelName"] == "sentences"
+    assert sentences["DataSource"]["S3DataSource"] == {
+        "S3DataType": "S3Prefix",
+        "S3Uri": f"s3://{cloud.bucket}/data/sentences/",
+        "S3DataDistributionType": "ShardedByS3Key",
+    }
+    three = cloud.run("train", *args, "--job-name", f"{job}-c", "--instance-count", "3", "--distribution", "sharded")
+    assert three.code == 1 and "data/train/ holds 2 file(s) for 3 instances" in three.err
 
 
 def test_batch_on_several_instances_needs_a_file_for_each(cloud: Cloud) -> None:

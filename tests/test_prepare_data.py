@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 
 import boto3
+import numpy as np
 import pytest
 
+from sentiment.data.channels import SENTENCES_DETAILS, SoftLabeled, read_sentences, sentences_details, write_sentences
 from tests.conftest import REPOSITORY
 
 SCRIPT = REPOSITORY / "deploy" / "prepare_data.py"
@@ -147,3 +150,45 @@ def test_an_upload_without_credentials_is_a_clear_error(
     )  # fmt: skip
     assert result.returncode == 1
     assert "error: no AWS credentials" in result.stderr
+
+
+def test_labelled_sentences_join_the_channel_set_and_its_upload(
+    tmp_path: Path, small_imdb_archive: Path, moto_server: str, aws_environment: dict[str, str]
+) -> None:
+    labelled = tmp_path / "labelled"
+    labelled.mkdir()
+    write_sentences(
+        SoftLabeled(["Not bad at all.", "Dull.", "Loved it!"], np.array([0.8, 0.1, 0.95])), labelled / "s.jsonl"
+    )
+    (labelled / SENTENCES_DETAILS).write_text(json.dumps({"score": "0.5 x teacher + 0.5 x student"}))
+    bucket = f"sentiment-{uuid.uuid4().hex[:12]}"
+    args = [
+        "--source", small_imdb_archive, "--work-dir", tmp_path / "work", "--validation-fraction", "0.25",
+        "--bucket", bucket, "--endpoint-url", moto_server, "--region", "eu-west-1",
+    ]  # fmt: skip
+    result = run_script(*args, "--sentences", labelled, "--shards", "3", env=aws_environment)
+    assert result.returncode == 0, result.stderr
+    assert "add:      sentences        3 soft-labelled texts from" in result.stdout
+    assert "write:    5 channels as 3 files each" in result.stdout
+    channels = tmp_path / "work" / "channels"
+    assert read_sentences(channels / "sentences").texts == ["Not bad at all.", "Dull.", "Loved it!"]
+    assert sentences_details(channels / "sentences") == {"score": "0.5 x teacher + 0.5 x student"}
+    manifest = json.loads((channels / "channels.json").read_text())["channels"]["sentences"]
+    assert manifest["texts"] == 3 and manifest["mean_score"] == pytest.approx(0.6167, abs=1e-4)
+    assert [entry["file"] for entry in manifest["files"]] == [
+        f"sentences/sentences-0000{i}-of-00003.jsonl" for i in range(3)
+    ]
+    keys = sorted(key for key in s3_objects(moto_server, bucket) if "/sentences/" in key)
+    assert keys == [
+        f"imdb-sentiment/data/sentences/{name}" for name in sorted(p.name for p in (channels / "sentences").iterdir())
+    ]
+    assert f"channel:  sentences  s3://{bucket}/imdb-sentiment/data/sentences/" in result.stdout
+
+    without = run_script(*args, env=aws_environment)  # a set without them: their objects go too
+    assert without.returncode == 0, without.stderr
+    assert not (channels / "sentences").exists()
+    assert not [key for key in s3_objects(moto_server, bucket) if "/sentences/" in key]
+
+    (labelled / "s.jsonl").write_text('{"text": "fine", "score": 7}\n')
+    refused = run_script(*args, "--sentences", labelled, env=aws_environment)
+    assert refused.returncode == 1 and "s.jsonl: line 1: 'score' must be a number from 0 to 1" in refused.stderr

@@ -10,16 +10,18 @@ import pytest
 import torch
 
 from sentiment.checkpoints import CheckpointStore
+from sentiment.data.channels import SoftLabeled
 from sentiment.data.table import ReviewTable
 from sentiment.distributed import Group, Rendezvous
 from sentiment.hyperparameters import parse_hyperparameters
 from sentiment.models.linear import LinearSettings
 from sentiment.models.lstm import LSTMSettings
-from sentiment.text import tokenizer_settings
+from sentiment.text import get_tokenizer, tokenizer_settings
 from sentiment.training import (
     CROP_WORDS,
     built_short_texts,
     fit,
+    job_fingerprint,
     learning_rate_at,
     sentence_crops,
     train_linear,
@@ -280,3 +282,40 @@ def test_negation_scopes_let_a_unigram_model_tell_not_bad_from_bad() -> None:
         assert linear.negation_window == window
         accuracies[window] = float(((linear.logits(vocabulary, token_lists) > 0) == labels).mean())
     assert accuracies == {0: 0.5, 2: 1.0}
+
+
+def soft_sentences(count: int, seed: int) -> SoftLabeled:
+    """Short texts of the made-up vocabulary, scored like a teacher that is sure of most and doubts some."""
+    rng = random.Random(seed)
+    texts, scores = [], []
+    for index in range(count):
+        positive = index % 2 == 0
+        texts.append(make_review(rng, positive, words=8).split("<br />")[0])
+        scores.append((0.9 if positive else 0.1) if index % 5 else 0.5)
+    return SoftLabeled(texts, np.array(scores, dtype=np.float32))
+
+
+def test_soft_labelled_sentences_teach_the_lstm_and_leave_the_linear_model_alone(data: tuple) -> None:
+    train, validation, unlabeled = data
+    hp = parse_hyperparameters([*SMALL, "--model", "ensemble", "--pseudo_labels", "false"])
+    probe = made_up(30, 6).text
+    plain = fit(hp, train, validation, unlabeled, report=lambda line: None)
+    lines: list[str] = []
+    taught = fit(hp, train, validation, unlabeled, report=lines.append, sentences=soft_sentences(60, 9))
+    assert "sentences: the LSTM also learns from 60 soft-labelled texts, mean 0.500" in lines
+    tokens = [get_tokenizer(hp.tokenizer)(text) for text in probe]
+    linear, lstm = (
+        [result.predictor.members[name].logits(tokens) for result in (plain, taught)] for name in ("linear", "lstm")
+    )
+    assert np.array_equal(*linear)  # the n-gram weights never see the soft labels
+    assert not np.array_equal(*lstm)
+    assert taught.validation["lstm"] >= 0.9
+
+
+def test_the_sentences_are_part_of_the_job_fingerprint(data: tuple) -> None:
+    train, validation, unlabeled = data
+    hp = parse_hyperparameters(SMALL)
+    without = job_fingerprint(hp, train, validation, unlabeled, None)
+    with_some = job_fingerprint(hp, train, validation, unlabeled, soft_sentences(10, 1))
+    assert len({without, with_some, job_fingerprint(hp, train, validation, unlabeled, soft_sentences(10, 2))}) == 3
+    assert with_some == job_fingerprint(hp, train, validation, unlabeled, soft_sentences(10, 1))

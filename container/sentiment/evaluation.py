@@ -264,6 +264,19 @@ def model_card(
     }
 
 
+def _data_line(name: str, entry: dict[str, Any]) -> str:
+    if "mean_score" not in entry:
+        return f"- {name}: {entry['reviews']:,} reviews, sha256 {entry['sha256']}"
+    labelled = entry.get("labelled_by") or {}
+    teacher = labelled.get("teacher")
+    how = f"; labels {labelled['score']}" if "score" in labelled else ""
+    how += f", teacher {teacher['base']}" if isinstance(teacher, dict) and "base" in teacher else ""
+    return (
+        f"- {name}: {entry['reviews']:,} soft-labelled texts for the LSTM (mean score {entry['mean_score']:.3f}"
+        f"{how}), sha256 {entry['sha256']}"
+    )
+
+
 def card_traffic(predictor: Predictor, reviews: ReviewTable, source: str) -> dict[str, Any]:
     """The card's traffic figures: `reviews` (held out, as new traffic is) scored by `predictor`."""
     return {"source": source, "sha256": reviews.digest(), **traffic_figures(scored_traffic(predictor, reviews.text))}
@@ -286,7 +299,7 @@ def render_card(card: dict[str, Any]) -> str:
         else "- Test: no test channel was given",
         "",
         "## Data",
-        *(f"- {name}: {entry['reviews']:,} reviews, sha256 {entry['sha256']}" for name, entry in card["data"].items()),
+        *(_data_line(name, entry) for name, entry in card["data"].items()),
         "",
         "## Hyperparameters",
         *(f"- {name}: {value}" for name, value in card["hyperparameters"].items()),

@@ -159,12 +159,17 @@ def check_object(aws: Aws, uri: str, option: str) -> None:
         raise DeployError(f"--{option}: no object at {uri}") from None
 
 
-def check_files_per_instance(aws: Aws, prefix: str, instances: int, what: str) -> None:
-    """SageMaker deals whole files to instances (ShardedByS3Key, Batch Transform): refuse fewer files than instances."""
+def count_files(aws: Aws, prefix: str) -> int:
+    """The objects under an s3:// prefix (a folder: "x/" holds "x/a", not "xy"), folder markers left out."""
     bucket, key = split_s3(prefix, option="input")
     key = key.rstrip("/") + "/" if key.strip("/") else ""
     pages = aws.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
-    files = sum(1 for page in pages for item in page.get("Contents", []) if not item["Key"].endswith("/"))
+    return sum(1 for page in pages for item in page.get("Contents", []) if not item["Key"].endswith("/"))
+
+
+def check_files_per_instance(aws: Aws, prefix: str, instances: int, what: str) -> None:
+    """SageMaker deals whole files to instances (ShardedByS3Key, Batch Transform): refuse fewer files than instances."""
+    files = count_files(aws, prefix)
     if files < instances:
         raise DeployError(
             f"{what}: {prefix} holds {files} file(s) for {instances} instances, and SageMaker gives each instance "

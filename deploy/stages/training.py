@@ -1,9 +1,10 @@
-"""The `train` stage: a SageMaker training job on the four channels (CreateTrainingJob), on one host or
-several, optionally spot, and its final metrics when it is waited for."""
+"""The `train` stage: a SageMaker training job on the four channels, and `sentences` where the data folder
+has them (CreateTrainingJob), on one host or several, optionally spot, and its final metrics when waited for."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from typing import Any
 
 from deploy.stages.aws import (
@@ -12,6 +13,7 @@ from deploy.stages.aws import (
     State,
     check_bucket,
     check_files_per_instance,
+    count_files,
     describe,
     require_status,
     split_s3,
@@ -21,35 +23,39 @@ from deploy.stages.aws import (
 from sentiment.contract import METRIC_DEFINITIONS
 
 CHANNELS = ("train", "validation", "test", "unlabeled")
+# Sent only where the data folder holds them: SageMaker fails a job whose channel prefix is empty.
+OPTIONAL_CHANNELS = ("sentences",)  # soft-labelled short texts for the LSTM (teacher/README.md)
 # --distribution: S3DataDistributionType of the channels a job fits on (train, unlabeled); validation and
 # test stay whole on every host (training gathers validation, and scores test part by part either way).
 DISTRIBUTIONS = {"replicated": "FullyReplicated", "sharded": "ShardedByS3Key"}
-DISTRIBUTED_CHANNELS = ("train", "unlabeled")
+DISTRIBUTED_CHANNELS = ("train", "unlabeled", "sentences")
 
 
 def train(args: argparse.Namespace, aws: Aws, state: State) -> None:
     data = args.data.rstrip("/")
     bucket, _ = split_s3(data, option="data")
     check_bucket(aws, data, "data")
+    channels = [*CHANNELS, *(name for name in OPTIONAL_CHANNELS if count_files(aws, f"{data}/{name}/"))]
+    distributed = [name for name in DISTRIBUTED_CHANNELS if name in channels]
     if args.distribution == "sharded":
-        for channel in DISTRIBUTED_CHANNELS:
+        for channel in distributed:
             check_files_per_instance(aws, f"{data}/{channel}/", args.instance_count, "--distribution sharded")
     name = args.job_name or unique_name(args.name)
     existing = describe(aws.sagemaker.describe_training_job, TrainingJobName=name)
     if existing is not None:
         print(f"train:    job {name} exists ({existing['TrainingJobStatus']}): not starting another")
     else:
-        request = training_request(args, name, data, bucket)
+        request = training_request(args, name, data, bucket, channels)
         aws.sagemaker.create_training_job(**request)
         state.add("training_jobs", name)
         print(
             f"train:    started {name} on {args.instance_count} x {args.instance_type}"
             + (" (spot)" if args.spot else "")
         )
-        print(f"train:    channels {', '.join(CHANNELS)} from {data}/")
+        print(f"train:    channels {', '.join(channels)} from {data}/")
         if args.instance_count > 1:
             print(
-                f"train:    {args.instance_count} hosts train one model; {' and '.join(DISTRIBUTED_CHANNELS)} "
+                f"train:    {args.instance_count} hosts train one model; {', '.join(distributed)} "
                 f"{DISTRIBUTIONS[args.distribution]}"
             )
         print(f"train:    model.tar.gz to {request['OutputDataConfig']['S3OutputPath']}{name}/output/")
@@ -67,8 +73,10 @@ def train(args: argparse.Namespace, aws: Aws, state: State) -> None:
     print(f"model:    {answer['ModelArtifacts']['S3ModelArtifacts']}")
 
 
-def training_request(args: argparse.Namespace, name: str, data: str, bucket: str) -> dict[str, Any]:
-    """The CreateTrainingJob request: four channels, string hyperparameters, our metric definitions."""
+def training_request(
+    args: argparse.Namespace, name: str, data: str, bucket: str, channels: Sequence[str] = CHANNELS
+) -> dict[str, Any]:
+    """The CreateTrainingJob request: `channels`, string hyperparameters, our metric definitions."""
     output = args.output or f"s3://{bucket}/{args.name}/output"
     request: dict[str, Any] = {
         "TrainingJobName": name,
@@ -94,7 +102,7 @@ def training_request(args: argparse.Namespace, name: str, data: str, bucket: str
                 "ContentType": JSONLINES,
                 "InputMode": "File",
             }
-            for channel in CHANNELS
+            for channel in channels
         ],
         "OutputDataConfig": {"S3OutputPath": output.rstrip("/") + "/"},
         "ResourceConfig": {

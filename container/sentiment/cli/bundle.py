@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from sentiment.artifacts import load_model, save_model
+from sentiment.data.channels import CHANNELS, SENTENCES
 from sentiment.errors import SentimentError
 from sentiment.files import atomic_directory
 
@@ -32,7 +33,10 @@ def main(argv: list[str] | None = None) -> int:
         prog="sentiment-bundle", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--channels", type=Path, required=True, help="folder with train/, validation/, test/, unlabeled/"
+        "--channels",
+        type=Path,
+        required=True,
+        help="folder with train/, validation/, test/, unlabeled/ (and sentences/, when labelled)",
     )
     parser.add_argument("--output", type=Path, required=True, help="where the bundled model goes")
     parser.add_argument(
@@ -56,7 +60,7 @@ def lay_out(work: Path, channels: Path, hyperparameters: dict[str, str]) -> Path
     config.mkdir(parents=True)
     for folder in ("model", "output", "checkpoints", "code"):
         (work / folder).mkdir()
-    present = [name for name in ("train", "validation", "test", "unlabeled") if (channels / name).is_dir()]
+    present = [name for name in (*CHANNELS, SENTENCES) if (channels / name).is_dir()]
     if "train" not in present:
         raise SentimentError(f"{channels} has no train/ channel: run `make data` first")
     (work / "input" / "data").mkdir()

@@ -3,9 +3,10 @@ hyperparameters as flags; people run it the same way, paths taken from the SageM
 
     SAGEMAKER_BASE_DIR=local_test/test_dir sentiment-train --model lstm --epochs 3
 
-Reads the channels (train required; validation carved from train when absent; test and unlabeled
-optional), trains, writes the model, its metrics and card to the model folder and, with a test
-channel, the evaluation report to the output data folder. On any failure it writes the reason to
+Reads the channels (train required; validation carved from train when absent; test, unlabeled and
+sentences, soft-labelled short texts for the LSTM, optional), trains, writes the model, its metrics
+and card to the model folder and, with a test channel, the evaluation report to the output data
+folder. On any failure it writes the reason to
 the `failure` file and exits non-zero, before any work when the hyperparameters are wrong.
 
 On several instances (resourceconfig.json naming more than one host) or GPUs, it runs one rank per
@@ -35,7 +36,15 @@ import torch
 from sentiment.artifacts import save_model
 from sentiment.checkpoints import CheckpointStore
 from sentiment.contract import Cluster, TrainingPaths, channel_distributions
-from sentiment.data.channels import WHOLE, ChannelPart, read_channel
+from sentiment.data.channels import (
+    SENTENCES,
+    WHOLE,
+    ChannelPart,
+    SoftLabeled,
+    read_channel,
+    read_sentences,
+    sentences_details,
+)
 from sentiment.data.splits import carve_validation
 from sentiment.data.table import ReviewTable
 from sentiment.distributed import SOLO, Group, RankFailure, Rendezvous, is_communication_error, start
@@ -177,10 +186,12 @@ def run(
     channels, data = _read_channels(hp, paths, group, distributions or {})
     train, validation, test, unlabeled = (channels.get(name) for name in ("train", "validation", "test", "unlabeled"))
     assert train is not None and validation is not None
-    job = job_fingerprint(hp, train, validation, unlabeled)
+    sentences, sentences_entry = _read_sentences(paths, group, (distributions or {}).get(SENTENCES))
+    job = job_fingerprint(hp, train, validation, unlabeled, sentences)
     # Each rank keeps its own checkpoints: SageMaker syncs every host's folder to the same S3 prefix.
     folder = paths.checkpoints / f"rank-{group.rank}-of-{group.world_size}" if group.distributed else paths.checkpoints
-    result = fit(hp, train, validation, unlabeled, CheckpointStore(folder, job), report=_report, group=group)
+    store = CheckpointStore(folder, job)
+    result = fit(hp, train, validation, unlabeled, store, report=_report, group=group, sentences=sentences)
     seconds = time.perf_counter() - started
 
     test_metrics = None
@@ -204,6 +215,8 @@ def run(
     # The validation reviews stand for new traffic: held out like it, unlike train, whose words the vocabulary holds.
     traffic = card_traffic(result.predictor, validation, "validation")
     card = model_card(hp, channels, result.timings, result.validation, seconds, test_metrics, traffic, data)
+    if sentences_entry is not None:
+        card["data"][SENTENCES] = sentences_entry
     paths.model.mkdir(parents=True, exist_ok=True)
     write_json_atomic(
         paths.model / "metrics.json",
@@ -258,6 +271,25 @@ def _read_channels(
         for name in summaries[0]
     }
     return channels, data
+
+
+def _read_sentences(
+    paths: TrainingPaths, group: Group, distribution: str | None
+) -> tuple[SoftLabeled | None, dict[str, Any] | None]:
+    """This rank's part of the `sentences` channel, when the job has one, and what the card says of it whole."""
+    folder = paths.channel(SENTENCES)
+    if folder is None:
+        return None, None
+    sentences = read_sentences(folder, _part(group, distribution))
+    parts = group.gather((len(sentences), sentences.digest(), float(sentences.scores.sum())))
+    count = sum(part[0] for part in parts)
+    digest = (
+        parts[0][1] if len(parts) == 1 else hashlib.sha256(" ".join(part[1] for part in parts).encode()).hexdigest()
+    )
+    mean = sum(part[2] for part in parts) / count
+    print(f"channel {SENTENCES}: {count:,} soft-labelled texts (mean score {mean:.3f})", flush=True)
+    entry = {"reviews": count, "sha256": digest, "mean_score": round(mean, 4), "labelled_by": sentences_details(folder)}
+    return sentences, entry
 
 
 def _part(group: Group, distribution: str | None) -> ChannelPart:

@@ -13,6 +13,10 @@ holding any mix of, read in name order (files whose names start with "." are ski
 A label is 1, 0, "positive", "negative", "pos" or "neg". Every bad record is a `DataError` naming the
 file and line.
 
+The optional `sentences` channel holds short texts with soft labels, `{"text": "...", "score": 0.83}` per
+line of `*.jsonl` / `*.jsonl.gz` (`score`: the probability that the text is positive, from an offline
+teacher: teacher/README.md). `read_sentences` gives them as `SoftLabeled`; only the LSTM learns from them.
+
 A rank of a job on several instances reads its `ChannelPart`: whole files (what SageMaker's
 `ShardedByS3Key` hands each host, dealt further to the host's ranks) or a block of the records (a
 `FullyReplicated` channel, which every host holds whole). The parts, in rank order, are the channel.
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
 import json
 import zlib
@@ -38,6 +43,8 @@ from sentiment.errors import DataError
 from sentiment.files import atomic_directory, atomic_writer, file_digest, write_json_atomic
 
 CHANNELS = ("train", "validation", "test", "unlabeled")
+SENTENCES = "sentences"  # soft-labelled short texts: `read_sentences`
+SENTENCES_DETAILS = "sentences.json"  # beside them, how they were labelled (teacher.label writes it)
 LABELED_CHANNELS = ("train", "validation", "test")
 _IMDB_SPLIT = {"train": "train", "test": "test", "unlabeled": "unsup"}
 
@@ -80,10 +87,21 @@ def read_channel(
     """The reviews of a channel folder (`part` of them); `cache_dir` keeps columnar copies of aclImdb sources."""
     if channel not in CHANNELS:
         raise ValueError(f"unknown channel {channel!r}; channels are {', '.join(CHANNELS)}")
+    sources = _sources_of_part(directory, channel, part)
+    tables = [_read_source(path, channel, cache_dir) for path in sources]
+    table = ReviewTable.concat(tables) if tables else None
+    if table is None or len(table) == 0:
+        raise DataError(f"channel {channel!r}: {directory} holds no reviews (accepted: {_ACCEPTED})")
+    block = _records_of_part(len(table), channel, directory, part)
+    return table if block is None else table.take(np.arange(block.start, block.stop))
+
+
+def _sources_of_part(directory: Path, channel: str, part: ChannelPart, skip: str = "") -> list[Path]:
+    """The files of `directory` this part reads (but `skip`): all of them, or every `count`-th when dealt by files."""
     directory = Path(directory)
     if not directory.is_dir():
         raise DataError(f"channel {channel!r}: {directory} is not a folder")
-    sources = list(_channel_sources(directory))
+    sources = [path for path in _channel_sources(directory) if path != directory / skip]
     if part.by == "files" and part.count > 1:
         if len(sources) < part.count:
             raise DataError(
@@ -92,18 +110,92 @@ def read_channel(
                 "(deploy/prepare_data.py --shards)"
             )
         sources = sources[part.index :: part.count]
-    tables = [_read_source(path, channel, cache_dir) for path in sources]
-    table = ReviewTable.concat(tables) if tables else None
-    if table is None or len(table) == 0:
-        raise DataError(f"channel {channel!r}: {directory} holds no reviews (accepted: {_ACCEPTED})")
-    if part.by == "records" and part.count > 1:
-        block = part.block(len(table))
-        if not block:
+    return sources
+
+
+def _records_of_part(records: int, channel: str, directory: Path, part: ChannelPart) -> range | None:
+    """The block of `records` this part keeps when dealt by records (None: all of them)."""
+    if part.by != "records" or part.count == 1:
+        return None
+    block = part.block(records)
+    if not block:
+        raise DataError(
+            f"channel {channel!r}: {records} record(s) in {directory} cannot give each of {part.count} ranks one"
+        )
+    return block
+
+
+@dataclass(frozen=True)
+class SoftLabeled:
+    """Texts with soft labels: `scores[i]` is the probability (0 to 1) that `texts[i]` is positive."""
+
+    texts: list[str]
+    scores: np.ndarray  # float32
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def digest(self) -> str:
+        """sha256 of the texts and scores (as stored, to 5 decimals), for job fingerprints and cards."""
+        digest = hashlib.sha256()
+        for text, score in zip(self.texts, self.scores.tolist(), strict=True):
+            digest.update(f"{score:.5f}\0{text}\0".encode())
+        return digest.hexdigest()
+
+
+def read_sentences(directory: Path, part: ChannelPart = WHOLE) -> SoftLabeled:
+    """The soft-labelled texts of a `sentences` channel folder (`part` of them)."""
+    texts: list[str] = []
+    scores: list[float] = []
+    for path in _sources_of_part(directory, SENTENCES, part, skip=SENTENCES_DETAILS):
+        if not path.is_file() or not path.name.lower().endswith((".jsonl", ".jsonl.gz")):
+            raise DataError(f"channel {SENTENCES!r}: {path} is not a *.jsonl or *.jsonl.gz file")
+        for text, score in _sentence_rows(_text_of(path), str(path)):
+            texts.append(text)
+            scores.append(score)
+    if not texts:
+        raise DataError(f"channel {SENTENCES!r}: {directory} holds no sentences (accepted: *.jsonl, *.jsonl.gz)")
+    block = _records_of_part(len(texts), SENTENCES, directory, part) or range(len(texts))
+    return SoftLabeled(texts[block.start : block.stop], np.asarray(scores[block.start : block.stop], dtype=np.float32))
+
+
+def sentences_details(directory: Path) -> dict[str, Any] | None:
+    """What `sentences.json` beside the sentences says of how they were labelled (None without one)."""
+    path = Path(directory) / SENTENCES_DETAILS
+    if not path.is_file():
+        return None
+    try:
+        details = json.loads(_text_of(path))
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+    if not isinstance(details, dict):
+        raise DataError(f"{path}: expected a JSON object describing the sentences")
+    return details
+
+
+def _sentence_rows(text: str, source: str) -> Iterator[tuple[str, float]]:
+    for where, _, record in _json_records(text, source, "'text' and 'score'"):
+        sentence = record.get("text")
+        if not isinstance(sentence, str):
+            raise DataError(f"{where}: 'text' must be a string, got {_shown(sentence)}")
+        if not sentence.strip():
+            raise DataError(f"{where}: 'text' is empty")
+        _check_unicode(sentence, f"{where}: 'text'")
+        score = record.get("score")
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0.0 <= score <= 1.0:
+            # NaN fails both comparisons; json.loads reads NaN and Infinity, which are not probabilities.
             raise DataError(
-                f"channel {channel!r}: {len(table)} review(s) in {directory} cannot give each of {part.count} ranks one"
+                f"{where}: 'score' must be a number from 0 to 1 (the probability positive), got {_shown(score)}"
             )
-        table = table.take(np.arange(block.start, block.stop))
-    return table
+        yield sentence, float(score)
+
+
+def write_sentences(sentences: SoftLabeled, path: Path) -> Path:
+    """`sentences` as a `sentences` channel file (`{"text", "score"}` per line), atomically."""
+    with atomic_writer(Path(path), "w") as handle:
+        for text, score in zip(sentences.texts, sentences.scores.tolist(), strict=True):
+            handle.write(json.dumps({"text": text, "score": round(score, 5)}, ensure_ascii=False) + "\n")
+    return Path(path)
 
 
 def read_labeled(path: Path, cache_dir: Path | None = None) -> ReviewTable:
@@ -172,9 +264,12 @@ def write_channels(
     format: ChannelFormat = "jsonl",
     details: dict[str, Any] | None = None,
     shards: int = 1,
+    sentences: SoftLabeled | None = None,
+    labelled_by: dict[str, Any] | None = None,
 ) -> dict[str, list[Path]]:
     """Write each channel to `<directory>/<channel>/<channel>.<format>` (or as `shards` files: `write_shards`)
     plus a `channels.json` manifest (files, counts, sha256, `details`), replacing an earlier set in `directory` whole.
+    `sentences` (with `labelled_by`, how they were labelled) become the `sentences` channel, always JSON Lines.
 
     The folder appears only once every channel is written: an interrupted run leaves the previous
     complete set (or none), never a mix. A non-empty folder without a manifest is not a channel
@@ -184,21 +279,45 @@ def write_channels(
     check_replaceable(directory)
     with atomic_directory(directory) as staging:
         staged = {name: write_shards(table, staging / name, name, format, shards) for name, table in tables.items()}
-        manifest = {
-            "format": MANIFEST_FORMAT,
-            "version": 1,
-            **(details or {}),
-            "channels": {name: _manifest_entry(name, tables[name], paths) for name, paths in staged.items()},
-        }
+        entries = {name: _manifest_entry(name, tables[name], paths) for name, paths in staged.items()}
+        if sentences is not None:
+            staged[SENTENCES] = _write_sentence_shards(sentences, staging / SENTENCES, shards)
+            if labelled_by is not None:
+                write_json_atomic(staging / SENTENCES / SENTENCES_DETAILS, labelled_by)
+            entries[SENTENCES] = _files_entry(SENTENCES, staged[SENTENCES]) | {
+                "texts": len(sentences),
+                "mean_score": round(float(sentences.scores.mean()), 4),
+            }
+        manifest = {"format": MANIFEST_FORMAT, "version": 1, **(details or {}), "channels": entries}
         write_json_atomic(staging / MANIFEST, manifest)
     return {name: [directory / name / path.name for path in paths] for name, paths in staged.items()}
 
 
+def _write_sentence_shards(sentences: SoftLabeled, directory: Path, shards: int) -> list[Path]:
+    if shards == 1:
+        return [write_sentences(sentences, directory / f"{SENTENCES}.jsonl")]
+    if not 1 < shards <= len(sentences):
+        raise DataError(f"channel {SENTENCES!r}: {len(sentences):,} text(s) cannot make {shards} shards of one or more")
+    paths = []
+    for index in range(shards):
+        block = ChannelPart(index, shards).block(len(sentences))
+        part = SoftLabeled(sentences.texts[block.start : block.stop], sentences.scores[block.start : block.stop])
+        paths.append(write_sentences(part, directory / f"{SENTENCES}-{index:05d}-of-{shards:05d}.jsonl"))
+    return paths
+
+
 def _manifest_entry(name: str, table: ReviewTable, paths: list[Path]) -> dict[str, Any]:
+    files = _files_entry(name, paths)
     entry: dict[str, Any] = {"reviews": len(table), "labels": table.label_counts()}
     if len(paths) == 1:
-        return {"file": f"{name}/{paths[0].name}", **entry, "sha256": file_digest(paths[0])}
-    return {"files": [{"file": f"{name}/{path.name}", "sha256": file_digest(path)} for path in paths], **entry}
+        return {"file": files["file"], **entry, "sha256": files["sha256"]}
+    return files | entry
+
+
+def _files_entry(name: str, paths: list[Path]) -> dict[str, Any]:
+    if len(paths) == 1:
+        return {"file": f"{name}/{paths[0].name}", "sha256": file_digest(paths[0])}
+    return {"files": [{"file": f"{name}/{path.name}", "sha256": file_digest(path)} for path in paths]}
 
 
 def check_replaceable(directory: Path) -> None:
@@ -264,6 +383,12 @@ Row = tuple[str, int, int, str, str]  # id, label, rating, movie, text
 
 
 def _jsonl_rows(text: str, source: str, channel: str) -> Iterator[Row]:
+    for where, number, record in _json_records(text, source, "a 'text' field"):
+        yield _row(record, where, channel, default_id=f"{Path(source).name}:{number}")
+
+
+def _json_records(text: str, source: str, fields: str) -> Iterator[tuple[str, int, dict[str, Any]]]:
+    """(where, line number, object) for each non-blank line of a JSON Lines file; a DataError for any other."""
     # split("\n"), not splitlines(): JSON strings may hold U+2028 and other characters it splits on.
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
@@ -274,8 +399,8 @@ def _jsonl_rows(text: str, source: str, channel: str) -> Iterator[Row]:
         except json.JSONDecodeError as error:
             raise DataError(f"{where}: not valid JSON ({error.msg} at column {error.colno})") from None
         if not isinstance(record, dict):
-            raise DataError(f"{where}: expected a JSON object with a 'text' field, got {type(record).__name__}")
-        yield _row(record, where, channel, default_id=f"{Path(source).name}:{number}")
+            raise DataError(f"{where}: expected a JSON object with {fields}, got {type(record).__name__}")
+        yield where, number, record
 
 
 def _csv_rows(text: str, source: str, channel: str) -> Iterator[Row]:
@@ -333,7 +458,7 @@ def _check_unicode(text: str, where: str) -> None:
 def _label(value: Any, where: str) -> int:
     key = value.strip().lower() if isinstance(value, str) else value
     if isinstance(value, bool) or not isinstance(key, (int, str)) or key not in _LABELS:
-        raise DataError(f"{where}: 'label' must be 1, 0, \"positive\" or \"negative\", got {_shown(value)}")
+        raise DataError(f'{where}: \'label\' must be 1, 0, "positive" or "negative", got {_shown(value)}')
     return _LABELS[key]
 
 
