@@ -25,7 +25,7 @@ serve: $(VENV)/.installed
 data: $(VENV)/.installed
 	$(BIN)/python deploy/prepare_data.py --source $(SOURCE) $(if $(SENTENCES),--sentences $(SENTENCES))
 
-# The offline teacher and the sentences it labels, in build/ (about 20 minutes on 2 cores; teacher/README.md).
+# The offline teacher and the sentences it labels, in build/ (about 17 minutes on 2 cores; teacher/README.md).
 sentences: data $(VENV)/.teacher-installed
 	$(BIN)/python -m teacher.finetune --train data/channels/train --output build/teacher
 	$(BIN)/python -m teacher.label --unlabeled data/channels/unlabeled --teacher build/teacher --output build/sentences

@@ -1,4 +1,4 @@
-"""Fine-tune the teacher on the training channel's reviews (about 19 minutes on 2 CPU cores).
+"""Fine-tune the teacher on the training channel's reviews (about 14 minutes on 2 CPU cores).
 
     python -m teacher.finetune --train data/channels/train --output build/teacher [--steps 700]
 

@@ -1,7 +1,7 @@
 """Label sentence windows of the unlabeled reviews for the LSTM: the `sentences` training channel.
 
     python -m teacher.label --unlabeled data/channels/unlabeled --teacher build/teacher \
-        --output data/channels/sentences      # about 5 minutes on 2 CPU cores for 50,000 reviews
+        --output build/sentences      # about 3 minutes on 2 CPU cores for 50,000 reviews
 
 Cuts up to `--per-review` windows of one or two sentences from each review (`sentiment.training.crops_of`:
 what visitors type is one or two sentences), then scores each with the fine-tuned teacher and with a
