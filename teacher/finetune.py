@@ -70,11 +70,8 @@ def finetune(args: argparse.Namespace) -> TeacherCard:
         for group in optimizer.param_groups:
             group["lr"] = rate
         # Each step's draws depend on the seed and the step alone, so a resumed run draws what it would have.
-        rng, chosen = (
-            random.Random(args.seed * 1_000_003 + step),
-            range(step * args.batch_size, (step + 1) * args.batch_size),
-        )
-        rows = [order[index % len(order)] for index in chosen]
+        rng = random.Random(args.seed * 1_000_003 + step)
+        rows = [order[index % len(order)] for index in range(step * args.batch_size, (step + 1) * args.batch_size)]
         torch.manual_seed(args.seed * 1_000_003 + step)
         ids, mask = encode(tokenize, [example(texts[row], rng) for row in rows])
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=native_bfloat16()):

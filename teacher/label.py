@@ -61,7 +61,7 @@ def label(args: argparse.Namespace) -> SoftLabeled:
         raise SentimentError(f"{args.unlabeled}: no review has two or more sentences to cut windows from")
     started = time.perf_counter()
     student = load_model(args.student)
-    ours = np.concatenate([student.predict_proba(texts[i : i + 4096]) for i in range(0, len(texts), 4096)])
+    ours = student.predict_proba(texts)  # one call: the LSTM encodes in bounded groups, n-grams grow with the words
     theirs = teacher_scores(teacher, texts)
     scores = (args.teacher_share * theirs + (1 - args.teacher_share) * ours).astype(np.float32)
     labelled = SoftLabeled(texts, scores)

@@ -112,7 +112,6 @@ def fit(
     built = built_short_texts(hp.short_texts, hp.seed, tokenize, group)
     if hp.short_texts:
         report(f"built short texts: {int(group.total(len(built.labels))):,} short reviews added to training")
-    soft = Labeled([tokenize(text) for text in sentences.texts], sentences.scores) if sentences else None
     short = Labeled([], np.zeros(0, dtype=np.int8))
     if hp.model == "ensemble" and hp.ensemble.short_text_weights:
         crops, crop_labels = sentence_crops(validation.text, validation.label, CROPS_PER_REVIEW, hp.seed)
@@ -157,7 +156,8 @@ def fit(
             if hp.lstm.sentence_crops:
                 report(f"sentence crops: the LSTM trains on {len(rows.labels):,} rows ({len(train):,} reviews)")
             rows = Labeled([*rows.tokens, *built.tokens], _joined(rows.labels, built.labels))
-            if soft is not None:
+            if sentences is not None:
+                soft = Labeled([tokenize(text) for text in sentences.texts], sentences.scores)
                 # Soft targets, for the LSTM alone: in the linear model's fit they pull its n-gram weights
                 # off what whole reviews need (validation reviews 91.0 % against 91.8 %; README).
                 rows = Labeled(

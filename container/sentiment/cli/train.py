@@ -266,7 +266,7 @@ def _read_channels(
             "reviews": sum(summary[name][0] for summary in summaries),
             "parts": len(summaries),
             # The digest of the parts' digests, in rank order: the same parts give the same card.
-            "sha256": hashlib.sha256(" ".join(summary[name][2] for summary in summaries).encode()).hexdigest(),
+            "sha256": _parts_digest([summary[name][2] for summary in summaries]),
         }
         for name in summaries[0]
     }
@@ -283,13 +283,16 @@ def _read_sentences(
     sentences = read_sentences(folder, _part(group, distribution))
     parts = group.gather((len(sentences), sentences.digest(), float(sentences.scores.sum())))
     count = sum(part[0] for part in parts)
-    digest = (
-        parts[0][1] if len(parts) == 1 else hashlib.sha256(" ".join(part[1] for part in parts).encode()).hexdigest()
-    )
+    digest = _parts_digest([part[1] for part in parts])
     mean = sum(part[2] for part in parts) / count
     print(f"channel {SENTENCES}: {count:,} soft-labelled texts (mean score {mean:.3f})", flush=True)
     entry = {"reviews": count, "sha256": digest, "mean_score": round(mean, 4), "labelled_by": sentences_details(folder)}
     return sentences, entry
+
+
+def _parts_digest(digests: list[str]) -> str:
+    """A channel's digest from its parts' digests, in rank order (one part: its own digest)."""
+    return digests[0] if len(digests) == 1 else hashlib.sha256(" ".join(digests).encode()).hexdigest()
 
 
 def _part(group: Group, distribution: str | None) -> ChannelPart:

@@ -175,12 +175,7 @@ def sentences_details(directory: Path) -> dict[str, Any] | None:
 
 def _sentence_rows(text: str, source: str) -> Iterator[tuple[str, float]]:
     for where, _, record in _json_records(text, source, "'text' and 'score'"):
-        sentence = record.get("text")
-        if not isinstance(sentence, str):
-            raise DataError(f"{where}: 'text' must be a string, got {_shown(sentence)}")
-        if not sentence.strip():
-            raise DataError(f"{where}: 'text' is empty")
-        _check_unicode(sentence, f"{where}: 'text'")
+        sentence = _text_field(record, where)
         score = record.get("score")
         if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0.0 <= score <= 1.0:
             # NaN fails both comparisons; json.loads reads NaN and Infinity, which are not probabilities.
@@ -188,6 +183,17 @@ def _sentence_rows(text: str, source: str) -> Iterator[tuple[str, float]]:
                 f"{where}: 'score' must be a number from 0 to 1 (the probability positive), got {_shown(score)}"
             )
         yield sentence, float(score)
+
+
+def _text_field(record: dict[str, Any], where: str) -> str:
+    """The record's 'text': a non-empty string of Unicode text."""
+    text = record.get("text")
+    if not isinstance(text, str):
+        raise DataError(f"{where}: 'text' must be a string, got {_shown(text)}")
+    if not text.strip():
+        raise DataError(f"{where}: 'text' is empty")
+    _check_unicode(text, f"{where}: 'text'")
+    return text
 
 
 def write_sentences(sentences: SoftLabeled, path: Path) -> Path:
@@ -424,12 +430,7 @@ def _csv_rows(text: str, source: str, channel: str) -> Iterator[Row]:
 
 
 def _row(record: dict[str, Any], where: str, channel: str, default_id: str) -> Row:
-    text = record.get("text")
-    if not isinstance(text, str):
-        raise DataError(f"{where}: 'text' must be a string, got {_shown(text)}")
-    if not text.strip():
-        raise DataError(f"{where}: 'text' is empty")
-    _check_unicode(text, f"{where}: 'text'")
+    text = _text_field(record, where)
     label = _label(record.get("label"), where) if channel in LABELED_CHANNELS else UNLABELED
     rating = record.get("rating", 0)
     if isinstance(rating, str) and rating.strip().isdigit():
