@@ -229,14 +229,14 @@ def test_a_sentences_channel_teaches_the_lstm_and_the_card_says_how_it_was_label
     assert "- sentences: 40 soft-labelled texts for the LSTM (mean score 0.500; labels 0.5 x teacher" in shown
 
 
-# No capsys here: a failing job sets up logging on the stderr of the moment, which capsys closes after the test.
-def test_a_bad_sentences_channel_fails_naming_the_file_and_line(environment: Path) -> None:
+def test_a_bad_sentences_channel_fails_naming_the_file_and_line(
+    environment: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     opt_ml(environment, channels=("train",))
     folder = environment / "input" / "data" / "sentences"
     folder.mkdir()
     (folder / "sentences.jsonl").write_text('{"text": "fine", "score": 2}\n')
     assert main([]) == 1
-    assert (
-        "sentences.jsonl: line 1: 'score' must be a number from 0 to 1"
-        in (environment / "output" / "failure").read_text()
-    )
+    message = "sentences.jsonl: line 1: 'score' must be a number from 0 to 1"
+    assert message in (environment / "output" / "failure").read_text()
+    assert message in capsys.readouterr().err

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
+from sentiment.cli.logs import log_lines_to
 from sentiment.contract import RUN_FOLDER_VARIABLE, ServingSettings, SettingsError
 from sentiment.errors import SentimentError
 from sentiment.serving.front import find_nginx, nginx_config
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     from sentiment.artifacts import verify_model
     from sentiment.serving.loading import model_source
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr, force=True)
+    log_lines_to("stderr")
     try:
         settings = ServingSettings.from_environment()
         source = model_source(settings)

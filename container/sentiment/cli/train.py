@@ -35,6 +35,7 @@ import torch
 
 from sentiment.artifacts import save_model
 from sentiment.checkpoints import CheckpointStore
+from sentiment.cli.logs import log_lines_to
 from sentiment.contract import Cluster, TrainingPaths, channel_distributions
 from sentiment.data.channels import (
     SENTENCES,
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     if "-h" in args or "--help" in args:
         print(__doc__ + "\nHyperparameters (--name value; also read from hyperparameters.json):\n" + describe())
         return 0
-    _log_to_stdout()
+    log_lines_to("stdout")
     paths = TrainingPaths.from_environment()
     try:
         hp = parse_hyperparameters(args, strings=_hyperparameters_file(paths.hyperparameters))
@@ -135,7 +136,7 @@ def run_ranks_of_host(job: Job) -> int:
 
 
 def _rank_process(local_rank: int, job: Job) -> None:
-    _log_to_stdout()
+    log_lines_to("stdout")
     code = train_rank(job, local_rank)
     if code:
         raise SystemExit(code)
@@ -336,10 +337,6 @@ def _hyperparameters_file(path: Path) -> dict[str, Any]:
 
 def _report(line: str) -> None:
     print(line, flush=True)
-
-
-def _log_to_stdout() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
 
 
 def _fail_rank(paths: TrainingPaths, group: Group, reason: str) -> int:
