@@ -56,9 +56,10 @@ bench-hostile: $(VENV)/.installed
 bench-distributed: data
 	$(BIN)/python benchmarks/distributed.py
 
-# Short reviews like those typed into the page (about 1 min): `MODELS="--model DIR ..."` compares others.
-bench-short: data
-	$(BIN)/python benchmarks/short_reviews.py $(MODELS)
+# Short reviews like those typed into the page (about 1 min): `MODELS="--model DIR ..."` compares others;
+# `TEACHER=build/teacher` adds the teacher and its labels (make sentences first; about 1 min more).
+bench-short: data $(if $(TEACHER),$(VENV)/.teacher-installed)
+	$(BIN)/python benchmarks/short_reviews.py $(MODELS) $(if $(TEACHER),--teacher $(TEACHER))
 
 # Serving speed over HTTP with wrk (about 3 min; apt-get install wrk).
 bench-serve: data

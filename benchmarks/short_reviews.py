@@ -2,6 +2,7 @@
 """How models judge what visitors type into the page (a sentence or two), and whole reviews, side by side.
 
     python benchmarks/short_reviews.py [--model PATH ...] [--channels data/channels] [--test-reviews N]
+                                       [--teacher build/teacher [--teacher-share 0.5]]
 
 Sets, none of them seen in training:
   shared          ../shared/data/sentences/imdb_labelled.tsv: 1,000 hand-labelled single sentences from
@@ -17,6 +18,10 @@ For each: accuracy, the share of verdicts in the page's "uncertain" band (0.4-0.
 per review (one call of the whole set, on this machine's threads). `--model` takes model folders or
 model.tar.gz files (default: the bundled model), side by side; an ensemble with short-text weights also
 gets a row without them (its review weights at every length), the baseline they are measured against.
+`--teacher` (a teacher from `python -m teacher.finetune`; needs teacher/requirements.txt) adds the
+teacher's rows and, for each model, rows of the labels `python -m teacher.label` would make with it as
+the student (teacher-share x teacher + the rest x model): what a student learning from them can at best
+reach. Both leave out imdb_test: the teacher is never served, and a whole review costs it ~70 ms.
 Writes benchmarks/results/short_reviews.json.
 """
 
@@ -25,7 +30,9 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -85,20 +92,51 @@ def last_sentences(table: ReviewTable) -> Labelled:
     return texts, np.array(labels)
 
 
-def judge(model: Predictor, texts: list[str], labels: np.ndarray) -> dict[str, float]:
+def timed_scores(score: Callable[[list[str]], np.ndarray], texts: list[str]) -> tuple[np.ndarray, float]:
+    """P(positive) for each text, and the seconds the one call took."""
     started = time.perf_counter()
-    scores = model.predict_proba(texts)
-    seconds = time.perf_counter() - started
+    scores = np.asarray(score(texts), dtype=np.float64)
+    return scores, time.perf_counter() - started
+
+
+def figures(scores: np.ndarray, labels: np.ndarray, seconds: float) -> dict[str, float]:
     return {
         "acc": round(float(((scores >= 0.5) == labels).mean()), 4),
         "uncertain": round(float(((scores > UNCERTAIN[0]) & (scores < UNCERTAIN[1])).mean()), 4),
         "brier": round(float(np.mean((scores - labels) ** 2)), 4),
-        "ms_per_review": round(1000 * seconds / len(texts), 3),
+        "ms_per_review": round(1000 * seconds / len(scores), 3),
     }
 
 
 def measure(name: str, model: Predictor, sets: dict[str, Labelled]) -> list[dict[str, Any]]:
-    return [{"model": name, "set": set_name, **judge(model, *labelled)} for set_name, labelled in sets.items()]
+    rows = []
+    for set_name, (texts, labels) in sets.items():
+        scores, seconds = timed_scores(model.predict_proba, texts)
+        rows.append({"model": name, "set": set_name, **figures(scores, labels, seconds)})
+    return rows
+
+
+def teacher_rows(
+    folder: Path, share: float, students: dict[str, Predictor], sets: dict[str, Labelled]
+) -> list[dict[str, Any]]:
+    """The teacher alone, then the labels it would make with each student, on every set but imdb_test."""
+    sys.path.insert(0, str(REPOSITORY))  # teacher/ is a folder of the repository, not an installed package
+    from teacher.label import teacher_scores  # transformers: only when asked for (teacher/requirements.txt)
+    from teacher.model import load_teacher
+
+    teacher, _ = load_teacher(folder)
+    rows = []
+    for set_name, (texts, labels) in sets.items():
+        if set_name == "imdb_test":
+            continue
+        theirs, seconds = timed_scores(lambda chosen: teacher_scores(teacher, chosen), texts)
+        rows.append({"model": f"teacher {folder}", "set": set_name, **figures(theirs, labels, seconds)})
+        for name, student in students.items():
+            ours, more = timed_scores(student.predict_proba, texts)
+            mixed = share * theirs + (1 - share) * ours
+            label_name = f"labels: {share:g} teacher + {1 - share:g} {name}"
+            rows.append({"model": label_name, "set": set_name, **figures(mixed, labels, seconds + more)})
+    return rows
 
 
 def target_note(row: dict[str, Any]) -> str:
@@ -113,9 +151,13 @@ def main() -> None:
     parser.add_argument("--model", type=Path, action="append", help="model folder or model.tar.gz (repeatable)")
     parser.add_argument("--channels", type=Path, default=REPOSITORY / "data" / "channels")
     parser.add_argument("--test-reviews", type=int, default=25_000, help="whole IMDb test reviews scored")
+    parser.add_argument("--teacher", type=Path, help="a teacher folder: adds its rows and its labels' rows")
+    parser.add_argument("--teacher-share", type=float, default=0.5, help="the teacher's weight in the labels")
     args = parser.parse_args()
     if not (args.channels / "test").is_dir():
         parser.error(f"no test channel in {args.channels}: run `make data` first")
+    if not 0.0 <= args.teacher_share <= 1.0:
+        parser.error("--teacher-share must be from 0 to 1")
 
     test = read_channel(args.channels / "test", "test")
     sets: dict[str, Labelled] = {}
@@ -132,13 +174,19 @@ def main() -> None:
     sets["imdb_test"] = ([test.text[i] for i in whole], np.asarray(test.label)[whole])
 
     rows: list[dict[str, Any]] = []
+    students: dict[str, Predictor] = {}
     for path in args.model or [None]:
         model = load_model(path)
         name = "bundled" if path is None else str(path)
         rows.extend(measure(name, model, sets))
+        students[name] = model
         if model.ensemble is not None and model.ensemble.short_weights is not None:
-            model.ensemble = replace(model.ensemble, short_weights=None, short_bias=None)
-            rows.extend(measure(f"{name}, review weights only", model, sets))
+            reviews_only = load_model(path)
+            assert reviews_only.ensemble is not None
+            reviews_only.ensemble = replace(reviews_only.ensemble, short_weights=None, short_bias=None)
+            rows.extend(measure(f"{name}, review weights only", reviews_only, sets))
+    if args.teacher is not None:
+        rows.extend(teacher_rows(args.teacher, args.teacher_share, students, sets))
     for row in rows:
         row["target"] = target_note(row)
     print_table(rows, ["model", "set", "acc", "uncertain", "brier", "ms_per_review", "target"])
