@@ -24,6 +24,7 @@ from sentiment.training import (
     job_fingerprint,
     learning_rate_at,
     sentence_crops,
+    sharpened,
     train_linear,
     with_sentence_crops,
 )
@@ -319,3 +320,15 @@ def test_the_sentences_are_part_of_the_job_fingerprint(data: tuple) -> None:
     with_some = job_fingerprint(hp, train, validation, unlabeled, soft_sentences(10, 1))
     assert len({without, with_some, job_fingerprint(hp, train, validation, unlabeled, soft_sentences(10, 2))}) == 3
     assert with_some == job_fingerprint(hp, train, validation, unlabeled, soft_sentences(10, 1))
+
+
+def test_sharpened_scores_scale_their_logits_and_keep_one_half_zero_and_one() -> None:
+    scores = np.array([0.0, 0.3, 0.5, 0.6, 0.9, 1.0], dtype=np.float32)
+    assert sharpened(scores, 1.0) is scores  # as labelled: the same array, nothing recomputed
+    twice = sharpened(scores, 2.0)
+    logits = np.log(scores[1:5] / (1 - scores[1:5]))
+    np.testing.assert_allclose(np.log(twice[1:5] / (1 - twice[1:5])), 2 * logits, atol=1e-5)
+    assert twice.dtype == np.float32 and twice[0] == 0.0 and twice[2] == 0.5 and twice[5] == 1.0
+    softer = sharpened(scores, 0.5)
+    assert np.all(np.abs(softer[1:5] - 0.5) <= np.abs(scores[1:5] - 0.5))
+    assert np.all((twice >= 0) & (twice <= 1)) and np.all(np.diff(twice) >= 0)  # order kept

@@ -157,7 +157,10 @@ def fit(
                 report(f"sentence crops: the LSTM trains on {len(rows.labels):,} rows ({len(train):,} reviews)")
             rows = Labeled([*rows.tokens, *built.tokens], _joined(rows.labels, built.labels))
             if sentences is not None:
-                soft = Labeled([tokenize(text) for text in sentences.texts], sentences.scores)
+                soft = Labeled(
+                    [tokenize(text) for text in sentences.texts],
+                    sharpened(sentences.scores, hp.lstm.sentence_sharpness),
+                )
                 # Soft targets, for the LSTM alone: in the linear model's fit they pull its n-gram weights
                 # off what whole reviews need (validation reviews 91.0 % against 91.8 %; README).
                 rows = Labeled(
@@ -279,6 +282,15 @@ def built_short_texts(
     texts, labels = short_texts(count, seed)
     share = slice(group.rank, None, group.world_size)
     return Labeled([tokenize(text) for text in texts[share]], labels[share])
+
+
+def sharpened(scores: np.ndarray, sharpness: float) -> np.ndarray:
+    """`scores` with their logits times `sharpness` (p^a / (p^a + (1-p)^a)): above 1 further from 0.5, so
+    the LSTM learns the labels' verdicts more firmly (fewer uncertain short texts, README); 0 and 1 kept."""
+    if sharpness == 1.0:
+        return scores
+    high, low = np.power(scores.astype(np.float64), sharpness), np.power(1.0 - scores.astype(np.float64), sharpness)
+    return (high / (high + low)).astype(np.float32)
 
 
 def _joined(labels: np.ndarray, more: np.ndarray) -> np.ndarray:

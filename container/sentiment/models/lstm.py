@@ -66,6 +66,13 @@ class LSTMSettings:
         low=0,
         high=16,
     )
+    sentence_sharpness: float = setting(
+        1.0,
+        "how far the sentences channel's soft scores are pushed from 0.5 before the LSTM learns them: each "
+        "score's logit times this (1: as labelled)",
+        low=0.25,
+        high=8.0,
+    )
     batch_size: int = setting(64, "reviews per step", low=1, high=8192)
     epochs: int = setting(6, "passes over train at most", low=1, high=200)
     learning_rate: float = setting(2e-3, "peak learning rate", low=1e-6, high=1.0)
