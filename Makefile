@@ -77,7 +77,7 @@ image:
 image-cuda:
 	docker/build_image.sh
 
-# Retrain the bundled default model (about 17 minutes): `train` on the channels and the teacher's sentences
+# Retrain the bundled default model (about 19 minutes): `train` on the channels and the teacher's sentences
 # (`make sentences` first), then float16. Four epochs: with the sentences each takes twice as long, and
 # validation chose the fourth. The soft scores' logits doubled: fewer uncertain short texts (README, "Short reviews").
 bundled-model: $(VENV)/.installed
