@@ -108,18 +108,23 @@ def figures(scores: np.ndarray, labels: np.ndarray, seconds: float) -> dict[str,
     }
 
 
-def measure(name: str, model: Predictor, sets: dict[str, Labelled]) -> list[dict[str, Any]]:
-    rows = []
+Scored = dict[str, tuple[np.ndarray, float]]  # set name -> (P(positive) of each text, seconds of the call)
+
+
+def measure(name: str, model: Predictor, sets: dict[str, Labelled]) -> tuple[list[dict[str, Any]], Scored]:
+    """A row per set, and the scores behind them (the teacher's labels reuse them)."""
+    rows, scored = [], {}
     for set_name, (texts, labels) in sets.items():
-        scores, seconds = timed_scores(model.predict_proba, texts)
+        scores, seconds = scored[set_name] = timed_scores(model.predict_proba, texts)
         rows.append({"model": name, "set": set_name, **figures(scores, labels, seconds)})
-    return rows
+    return rows, scored
 
 
 def teacher_rows(
-    folder: Path, share: float, students: dict[str, Predictor], sets: dict[str, Labelled]
+    folder: Path, share: float, students: dict[str, Scored], sets: dict[str, Labelled]
 ) -> list[dict[str, Any]]:
-    """The teacher alone, then the labels it would make with each student, on every set but imdb_test."""
+    """The teacher alone, then the labels it would make with each student (from the student's scores
+    already measured), on every set but imdb_test."""
     sys.path.insert(0, str(REPOSITORY))  # teacher/ is a folder of the repository, not an installed package
     from teacher.label import teacher_scores  # transformers: only when asked for (teacher/requirements.txt)
     from teacher.model import load_teacher
@@ -131,8 +136,8 @@ def teacher_rows(
             continue
         theirs, seconds = timed_scores(lambda chosen: teacher_scores(teacher, chosen), texts)
         rows.append({"model": f"teacher {folder}", "set": set_name, **figures(theirs, labels, seconds)})
-        for name, student in students.items():
-            ours, more = timed_scores(student.predict_proba, texts)
+        for name, scored in students.items():
+            ours, more = scored[set_name]
             mixed = share * theirs + (1 - share) * ours
             label_name = f"labels: {share:g} teacher + {1 - share:g} {name}"
             rows.append({"model": label_name, "set": set_name, **figures(mixed, labels, seconds + more)})
@@ -174,17 +179,15 @@ def main() -> None:
     sets["imdb_test"] = ([test.text[i] for i in whole], np.asarray(test.label)[whole])
 
     rows: list[dict[str, Any]] = []
-    students: dict[str, Predictor] = {}
+    students: dict[str, Scored] = {}
     for path in args.model or [None]:
         model = load_model(path)
         name = "bundled" if path is None else str(path)
-        rows.extend(measure(name, model, sets))
-        students[name] = model
+        model_rows, students[name] = measure(name, model, sets)
+        rows.extend(model_rows)
         if model.ensemble is not None and model.ensemble.short_weights is not None:
-            reviews_only = load_model(path)
-            assert reviews_only.ensemble is not None
-            reviews_only.ensemble = replace(reviews_only.ensemble, short_weights=None, short_bias=None)
-            rows.extend(measure(f"{name}, review weights only", reviews_only, sets))
+            model.ensemble = replace(model.ensemble, short_weights=None, short_bias=None)
+            rows.extend(measure(f"{name}, review weights only", model, sets)[0])
     if args.teacher is not None:
         rows.extend(teacher_rows(args.teacher, args.teacher_share, students, sets))
     for row in rows:

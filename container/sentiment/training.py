@@ -289,7 +289,8 @@ def sharpened(scores: np.ndarray, sharpness: float) -> np.ndarray:
     the LSTM learns the labels' verdicts more firmly (fewer uncertain short texts, README); 0 and 1 kept."""
     if sharpness == 1.0:
         return scores
-    high, low = np.power(scores.astype(np.float64), sharpness), np.power(1.0 - scores.astype(np.float64), sharpness)
+    wide = scores.astype(np.float64)
+    high, low = np.power(wide, sharpness), np.power(1.0 - wide, sharpness)
     return (high / (high + low)).astype(np.float32)
 
 
