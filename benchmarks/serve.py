@@ -23,11 +23,13 @@ Rows (the bundled model unless --model; `serve` started here with its defaults, 
   share of the ceiling left by wrk
                  the same against the ceiling of the cores wrk did not use (its CPU time is measured):
                  here the load comes from the same two cores, on SageMaker from elsewhere
-  CPU per request, /ping / batching on / at 60 % of the ceiling
+  CPU per request, bare Flask /ping / /ping / batching on / at 60 % of the ceiling
                  the server's CPU time (all its processes, from /proc) per request answered under the
-                 same load: GET /ping, the floor any request pays to nginx, gunicorn and Flask; a
-                 scored review; and what the cores allow a request at 60 % of the ceiling, split into
-                 the model's part, the floor's, and what is left for the rest of a request
+                 same load: GET /ping of a one-route Flask app under the same gunicorn with no nginx
+                 (bare_flask.py), the least any Flask app under gunicorn costs; GET /ping of `serve`,
+                 the floor any request pays to nginx, gunicorn, Flask and our hooks; a scored review;
+                 and what the cores allow a request at 60 % of the ceiling, split into the model's
+                 part, the floor's, and what is left for the rest of a request
   low load       one client at a time: latency percentiles (target: p99 <= 10 ms on AVX2, <= 25 ms on any CPU)
   6 MB batch     one MultiRecord JSON Lines payload of IMDb test reviews (target: >= 1,000 reviews/s)
   2 x 6 MB at once
@@ -74,6 +76,7 @@ REVIEW_WORDS = 230
 BATCH = 64  # SENTIMENT_MAX_BATCH's default
 PAYLOAD_BYTES = 6 * 1024 * 1024 - 1024  # just under SageMaker's 6 MB
 SERVE = Path(sys.executable).with_name("serve")
+GUNICORN = Path(sys.executable).with_name("gunicorn")
 WRK_REPORT = """
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -256,15 +259,19 @@ def batches_so_far(url: str) -> tuple[float, float]:
     return value.get("sentiment_batch_size_sum", 0.0), value.get("sentiment_batch_size_count", 0.0)
 
 
-def cpu_per_request(served: Served, review_file: Path, clients: int, seconds: int, script_text: str) -> dict[str, Any]:
-    """wrk's result with the server's CPU milliseconds per request answered, by program, during the load."""
+def cpu_per_request(
+    served: Served, review_file: Path, clients: int, seconds: int, script_text: str, batches: bool = True
+) -> dict[str, Any]:
+    """wrk's result with the server's CPU milliseconds per request answered, by program, during the load;
+    with `batches`, the mean model call too (from its /metrics)."""
     pids = process_tree(served.pid)
-    reviews_before, calls_before = batches_so_far(served.url)
+    reviews_before, calls_before = batches_so_far(served.url) if batches else (0.0, 0.0)
     before = cpu_seconds_by_program(pids)  # read after /metrics, and again before it: the load alone is counted
     load = wrk(served.url, review_file, clients, seconds, script_text)
     after = cpu_seconds_by_program(pids)
-    reviews_after, calls_after = batches_so_far(served.url)
-    load["mean_batch"] = round((reviews_after - reviews_before) / max(calls_after - calls_before, 1), 1)
+    if batches:
+        reviews_after, calls_after = batches_so_far(served.url)
+        load["mean_batch"] = round((reviews_after - reviews_before) / max(calls_after - calls_before, 1), 1)
     if load["non_2xx"] or load["socket_errors"]:
         raise RuntimeError(f"the load was not all answered 200: {load}")
     for program in before:
@@ -272,11 +279,35 @@ def cpu_per_request(served: Served, review_file: Path, clients: int, seconds: in
     return load
 
 
+@contextmanager
+def bare_flask(settings: ServingSettings) -> Iterator[Served]:
+    """`bare_flask.py`'s one-route app under gunicorn as `serve` configures it (gthread, its workers and
+    threads, keep-alive), on a TCP port with no nginx in front."""
+    port = free_port()
+    command = [
+        str(GUNICORN), "--worker-class", "gthread", "--workers", str(settings.workers),
+        "--threads", str(settings.threads), "--keep-alive", "75", "--log-level", "warning",
+        "--bind", f"127.0.0.1:{port}", "--chdir", str(Path(__file__).parent), "bare_flask:app",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url + "/ping", process)
+        yield Served(url, process.pid)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
 def cpu_rows(
     served: Served, review_file: Path, clients: int, seconds: int, budget_ms: float, model_ms: dict[int, float]
 ) -> list[dict[str, Any]]:
-    """Where a request's CPU goes under `clients` clients: any request's floor (GET /ping through nginx,
-    gunicorn and Flask), a scored one's, and what the 60 % share allows."""
+    """Where a request's CPU goes under `clients` clients: the least a Flask route costs under gunicorn,
+    any request's floor (GET /ping through nginx, gunicorn and Flask), a scored one's, and what the
+    60 % share allows."""
+    with bare_flask(ServingSettings.from_environment({})) as bare:
+        wrk(bare.url, review_file, clients, 2, WRK_PING_SCRIPT)  # warm-up
+        least = cpu_per_request(bare, review_file, clients, seconds, WRK_PING_SCRIPT, batches=False)["python_ms"]
     wrk(served.url, review_file, clients, 2)  # warm-up
     ping = cpu_per_request(served, review_file, clients, seconds, WRK_PING_SCRIPT)
     scored = cpu_per_request(served, review_file, clients, seconds, WRK_SCRIPT)
@@ -284,6 +315,13 @@ def cpu_rows(
     (threads, in_threads), (batch, in_batch) = sorted(model_ms.items())
     outside = spent - in_batch - floor
     return [
+        row(
+            "CPU per request, bare Flask /ping",
+            round(least, 3),
+            "ms",
+            f"{clients} clients: a Flask app of one route and no hooks under the same gunicorn, no nginx "
+            "(benchmarks/bare_flask.py): the least any app of Flask under gunicorn costs here",
+        ),
         row(
             "CPU per request, /ping",
             round(floor, 3),
@@ -305,7 +343,9 @@ def cpu_rows(
             "ms",
             f"of it the model in {batch} takes {in_batch:.3f} (in {threads}: {in_threads:.3f}) and /ping's floor "
             f"{floor:.3f}, leaving {budget_ms - in_batch - floor:.3f} for the rest (today {outside:.3f}: body, tokens, "
-            f"batching, answer, metrics, log line, and the model's extra cost in calls of {scored['mean_batch']})",
+            f"batching, answer, metrics, log line, and the model's extra cost in calls of {scored['mean_batch']}); "
+            f"with nothing but the model in {batch} and a bare Flask route, {budget_ms - in_batch - least:.3f} "
+            "would be left",
         ),
     ]
 
