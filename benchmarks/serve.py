@@ -70,6 +70,7 @@ from common import REPOSITORY, print_table, write_results
 
 from sentiment.contract import ServingSettings
 from sentiment.data.channels import read_channel
+from sentiment.serving.front import KEEPALIVE_SECONDS
 from sentiment.serving.loading import model_fn, model_source
 
 REVIEW_WORDS = 230
@@ -139,7 +140,14 @@ def serving(model: Path | None, **environment: str) -> Iterator[Served]:
         **({"SM_MODEL_DIR": str(model)} if model else {"USE_BUNDLED_MODEL": "1"}),
         **environment,
     }
-    process = subprocess.Popen([str(SERVE)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with running([str(SERVE)], port, env) as served:
+        yield served
+
+
+@contextmanager
+def running(command: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[Served]:
+    """`command`, a server on 127.0.0.1:`port`, once its /ping answers 200; stopped when the block ends."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url + "/ping", process)
@@ -286,26 +294,26 @@ def bare_flask(settings: ServingSettings) -> Iterator[Served]:
     port = free_port()
     command = [
         str(GUNICORN), "--worker-class", "gthread", "--workers", str(settings.workers),
-        "--threads", str(settings.threads), "--keep-alive", "75", "--log-level", "warning",
+        "--threads", str(settings.threads), "--keep-alive", str(KEEPALIVE_SECONDS), "--log-level", "warning",
         "--bind", f"127.0.0.1:{port}", "--chdir", str(Path(__file__).parent), "bare_flask:app",
     ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url + "/ping", process)
-        yield Served(url, process.pid)
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
+    with running(command, port) as served:
+        yield served
 
 
 def cpu_rows(
-    served: Served, review_file: Path, clients: int, seconds: int, budget_ms: float, model_ms: dict[int, float]
+    served: Served,
+    settings: ServingSettings,
+    review_file: Path,
+    clients: int,
+    seconds: int,
+    budget_ms: float,
+    model_ms: dict[int, float],
 ) -> list[dict[str, Any]]:
     """Where a request's CPU goes under `clients` clients: the least a Flask route costs under gunicorn,
     any request's floor (GET /ping through nginx, gunicorn and Flask), a scored one's, and what the
     60 % share allows."""
-    with bare_flask(ServingSettings.from_environment({})) as bare:
+    with bare_flask(settings) as bare:
         wrk(bare.url, review_file, clients, 2, WRK_PING_SCRIPT)  # warm-up
         least = cpu_per_request(bare, review_file, clients, seconds, WRK_PING_SCRIPT, batches=False)["python_ms"]
     wrk(served.url, review_file, clients, 2)  # warm-up
@@ -538,7 +546,7 @@ def main() -> None:
                 for size in (threads, BATCH)
             }
             budget = cores * 1000 / (0.6 * ceiling)
-            rows.extend(cpu_rows(served, review_file, args.clients, args.seconds, budget, per_review))
+            rows.extend(cpu_rows(served, defaults, review_file, args.clients, args.seconds, budget, per_review))
             url = served.url
             wrk(url, review_file, 1, 2)
             low = wrk(url, review_file, 1, 10)

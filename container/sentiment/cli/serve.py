@@ -38,7 +38,7 @@ from gunicorn.arbiter import Arbiter
 from sentiment.cli.logs import log_lines_to
 from sentiment.contract import RUN_FOLDER_VARIABLE, ServingSettings, SettingsError
 from sentiment.errors import SentimentError
-from sentiment.serving.front import find_nginx, nginx_config
+from sentiment.serving.front import KEEPALIVE_SECONDS, find_nginx, nginx_config
 from sentiment.serving.memory import limit_arenas
 
 # Nothing above loads torch: `main` must set OMP_WAIT_POLICY first (see THREAD_WAIT_POLICY).
@@ -74,7 +74,7 @@ class SentimentServer(BaseApplication):
             "threads": settings.threads,
             "timeout": settings.timeout,
             "graceful_timeout": GRACEFUL_SECONDS,
-            "keepalive": 75,  # longer than SageMaker's and API Gateway's idle connections
+            "keepalive": KEEPALIVE_SECONDS,  # as nginx keeps its clients' connections
             "errorlog": "-",
             "loglevel": "info",
             "post_fork": _post_fork,
